@@ -72,12 +72,8 @@ def rank_value_encode(
     cell_of_entry = np.repeat(np.arange(counts.shape[0]), genes_per_cell)
     normalised = counts.data / totals[cell_of_entry] * target_sum
     score = normalised / medians[counts.indices]
-    # Two stable sorts: by score (descending), then by cell. Within a cell, entries end up by
-    # descending score, and equal scores stay in column (= token) order.
-    by_score = np.argsort(-score, kind="stable")
-    order = by_score[np.argsort(cell_of_entry[by_score], kind="stable")]
-    rank_in_cell = np.arange(len(order)) - counts.indptr[cell_of_entry]
-    kept = order[rank_in_cell < max_genes]
+    order = _order_within_cells(score, cell_of_entry, counts.indptr, genes_per_cell)
+    kept = (counts.indptr[:-1, None] + order[:, :max_genes])[order[:, :max_genes] < genes_per_cell[:, None]]
     lengths = np.minimum(genes_per_cell, max_genes)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -104,3 +100,22 @@ def add_special_tokens(cells: EncodedCells, *, cls_id: int, eos_id: int) -> Enco
     input_ids[gene_slots] = cells.input_ids
     values[gene_slots] = cells.values
     return EncodedCells(input_ids, values, offsets)
+
+
+def _order_within_cells(score, cell_of_entry, indptr, genes_per_cell) -> np.ndarray:
+    """Per cell (row), positions of its entries by descending score, ties in column order.
+
+    Cells are laid out as rows of a padded matrix (padding sorts last) and sorted row by row,
+    which is several times faster than one sort over all entries. The fast sort is not stable;
+    the few rows holding equal scores are sorted again with a stable sort.
+    """
+    width = int(genes_per_cell.max()) if len(genes_per_cell) else 0
+    padded = np.full((len(genes_per_cell), width), np.inf)
+    padded[cell_of_entry, np.arange(len(score)) - indptr[cell_of_entry]] = -score
+    order = np.argsort(padded, axis=1)
+    ranked = np.take_along_axis(padded, order, axis=1)
+    tied = np.flatnonzero(((ranked[:, 1:] == ranked[:, :-1]) & np.isfinite(ranked[:, 1:])).any(axis=1))
+    if tied.size:
+        order[tied] = np.argsort(padded[tied], axis=1, kind="stable")
+    return order
+
