@@ -51,6 +51,7 @@ def write_gene_table(corpus: str) -> None:
 
 
 def main() -> int:
+    """Copy the files and rewrite the gene tables; returns the exit status."""
     if not SHARED.exists():
         print(f"no shared data at {SHARED}", file=sys.stderr)
         return 1

@@ -29,10 +29,20 @@ def kang_small(tmp_path_factory, kang_path):
 def make_counts(n_cells=40, genes=None, seed=0, density=0.3):
     """A small random raw-count AnnData over the given Ensembl IDs."""
     rng = np.random.default_rng(seed)
-    genes = genes or ["ENSG00000141510", "ENSG00000012048", "ENSG00000139618", "ENSG00000111640",
-                      "ENSG00000075624", "ENSG00000163631", "ENSG00000105974", "ENSG00000115414"]
+    genes = genes or [
+        "ENSG00000141510",
+        "ENSG00000012048",
+        "ENSG00000139618",
+        "ENSG00000111640",
+        "ENSG00000075624",
+        "ENSG00000163631",
+        "ENSG00000105974",
+        "ENSG00000115414",
+    ]
     dense = rng.poisson(3.0, size=(n_cells, len(genes))) * (rng.random((n_cells, len(genes))) < density + 0.5)
     dense[:, 0] += 1
-    return ad.AnnData(sparse.csr_matrix(dense.astype(np.float32)),
-                      obs=pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]),
-                      var=pd.DataFrame(index=genes))
+    return ad.AnnData(
+        sparse.csr_matrix(dense.astype(np.float32)),
+        obs=pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=genes),
+    )

@@ -17,8 +17,12 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     parser.add_argument("--gene-key", default=None, help="var column with gene IDs or symbols (default: var index)")
     parser.add_argument("--species", choices=["human", "mouse"], default=None, help="default: detected from gene IDs")
-    parser.add_argument("--min-genes", type=int, default=500,
-                        help="drop cells expressing fewer genes (default 500, as Zhao et al. 2025; lower it for small panels)")
+    parser.add_argument(
+        "--min-genes",
+        type=int,
+        default=500,
+        help="drop cells expressing fewer genes (default 500, as Zhao et al. 2025; lower it for small panels)",
+    )
     parser.add_argument("--chunk-size", type=int, default=2048, help="cells read and encoded at a time")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -28,16 +32,28 @@ def _tokenize(args: argparse.Namespace) -> int:
     from cellshift.tokenize import tokenize
 
     corpus = tokenize(
-        args.inputs, args.out, gene_table=args.gene_table, max_length=args.max_length,
-        special_tokens=args.special_tokens, obs_keys=args.obs_keys, layer=args.layer,
-        gene_key=args.gene_key, species=args.species, min_genes=args.min_genes, workers=args.workers,
-        chunk_size=args.chunk_size, overwrite=args.overwrite, progress=not args.quiet,
+        args.inputs,
+        args.out,
+        gene_table=args.gene_table,
+        max_length=args.max_length,
+        special_tokens=args.special_tokens,
+        obs_keys=args.obs_keys,
+        layer=args.layer,
+        gene_key=args.gene_key,
+        species=args.species,
+        min_genes=args.min_genes,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
     )
     meta = corpus.metadata
     print(f"wrote {meta['n_cells_kept']} cells ({meta['n_cells_dropped']} dropped) to {corpus.path}")
     for item in meta["inputs"]:
-        print(f"  {item['source']}: {item['species']}, {item['kept']}/{item['cells']} cells kept, "
-              f"dropped {item['dropped']}, {item['n_in_vocabulary']}/{item['n_input_genes']} genes in vocabulary")
+        print(
+            f"  {item['source']}: {item['species']}, {item['kept']}/{item['cells']} cells kept, "
+            f"dropped {item['dropped']}, {item['n_in_vocabulary']}/{item['n_input_genes']} genes in vocabulary"
+        )
     return 0
 
 
@@ -48,8 +64,15 @@ def _medians(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-    medians = compute_gene_medians(args.inputs, layer=args.layer, gene_key=args.gene_key, species=args.species,
-                                   min_genes=args.min_genes, chunk_size=args.chunk_size, progress=not args.quiet)
+    medians = compute_gene_medians(
+        args.inputs,
+        layer=args.layer,
+        gene_key=args.gene_key,
+        species=args.species,
+        min_genes=args.min_genes,
+        chunk_size=args.chunk_size,
+        progress=not args.quiet,
+    )
     table = GeneTable.from_medians(medians, name=str(out))
     table.save(out)
     print(f"wrote a gene table of {len(medians)} genes (+{len(table) - len(medians)} special tokens) to {out}")
@@ -71,8 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize = commands.add_parser("tokenize", help="rank-value encode raw-count cells into an Arrow corpus")
     _add_input_options(tokenize)
     tokenize.add_argument("--out", required=True, help="corpus directory to create")
-    tokenize.add_argument("--gene-table", default="geneformer-gc30M",
-                          help="geneformer-gc30M, geneformer-gc95M or a TSV from `cellshift medians`")
+    tokenize.add_argument(
+        "--gene-table",
+        default="geneformer-gc30M",
+        help="geneformer-gc30M, geneformer-gc95M or a TSV from `cellshift medians`",
+    )
     tokenize.add_argument("--max-length", type=int, default=2048, help="tokens per cell, special tokens included")
     tokenize.add_argument("--special-tokens", action="store_true", help="add <cls> and <eos>")
     tokenize.add_argument("--obs-keys", type=_comma_list, default=[], help="obs columns to keep, comma-separated")

@@ -31,8 +31,7 @@ def run_demo(out: Path, *, workers: int = 2, progress: bool = True) -> dict:
     summary: dict = {"corpora": {}}
 
     started = time.perf_counter()
-    medians = compute_gene_medians([paths["kang2018_pbmc"], paths["pancreas_mouse"]], min_genes=200,
-                                   progress=progress)
+    medians = compute_gene_medians([paths["kang2018_pbmc"], paths["pancreas_mouse"]], min_genes=200, progress=progress)
     own_table = GeneTable.from_medians(medians, name="bundled-pbmc-pancreas")
     own_table.save(out / "gene_table_pbmc_pancreas.tsv.gz")
     summary["own_gene_table"] = {"genes": len(medians), "seconds": round(time.perf_counter() - started, 2)}
@@ -43,16 +42,29 @@ def run_demo(out: Path, *, workers: int = 2, progress: bool = True) -> dict:
         settings = DEMO_CORPORA[name]
         label = f"{name}_{'own' if special else 'gc30M'}"
         started = time.perf_counter()
-        corpus = tokenize(paths[name], out / "corpora" / label, gene_table=table, special_tokens=special,
-                          obs_keys=settings["obs_keys"], min_genes=settings["min_genes"], workers=workers,
-                          overwrite=True, progress=progress)
+        corpus = tokenize(
+            paths[name],
+            out / "corpora" / label,
+            gene_table=table,
+            special_tokens=special,
+            obs_keys=settings["obs_keys"],
+            min_genes=settings["min_genes"],
+            workers=workers,
+            overwrite=True,
+            progress=progress,
+        )
         seconds = time.perf_counter() - started
         item = corpus.metadata["inputs"][0]
         lengths = corpus.dataset()["length"]
         summary["corpora"][label] = {
-            "path": str(corpus.path), "species": item["species"], "cells_kept": item["kept"],
-            "cells_in": item["cells"], "dropped": item["dropped"], "genes_in_vocabulary": item["n_in_vocabulary"],
-            "genes_in_input": item["n_input_genes"], "median_tokens": float(sorted(lengths)[len(lengths) // 2]),
+            "path": str(corpus.path),
+            "species": item["species"],
+            "cells_kept": item["kept"],
+            "cells_in": item["cells"],
+            "dropped": item["dropped"],
+            "genes_in_vocabulary": item["n_in_vocabulary"],
+            "genes_in_input": item["n_input_genes"],
+            "median_tokens": float(sorted(lengths)[len(lengths) // 2]),
             "seconds": round(seconds, 2),
         }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -64,6 +76,8 @@ def _print_summary(summary: dict, out: Path) -> None:
     print(f"\nOwn gene table from PBMC + pancreas: {summary['own_gene_table']['genes']} genes")
     print(f"{'corpus':<28}{'species':<9}{'cells kept':>12}{'genes in vocab':>16}{'median tokens':>15}{'s':>7}")
     for label, item in summary["corpora"].items():
-        print(f"{label:<28}{item['species']:<9}{item['cells_kept']:>6}/{item['cells_in']:<5}"
-              f"{item['genes_in_vocabulary']:>8}/{item['genes_in_input']:<7}{item['median_tokens']:>15.0f}{item['seconds']:>7.1f}")
+        print(
+            f"{label:<28}{item['species']:<9}{item['cells_kept']:>6}/{item['cells_in']:<5}"
+            f"{item['genes_in_vocabulary']:>8}/{item['genes_in_input']:<7}{item['median_tokens']:>15.0f}{item['seconds']:>7.1f}"
+        )
     print(f"\nResults: {out.resolve()} (corpora/, summary.json)")

@@ -292,9 +292,7 @@ def small_h5ad_bytes(tmp_path: Path) -> bytes:
 
 def replogle_opener(tmp_path: Path) -> FakeOpener:
     data = small_h5ad_bytes(tmp_path)
-    listing_url = (
-        f"https://api.figshare.com/v2/articles/{REPLOGLE2022_ARTICLE_ID}/files?page_size=1000"
-    )
+    listing_url = f"https://api.figshare.com/v2/articles/{REPLOGLE2022_ARTICLE_ID}/files?page_size=1000"
     listing = figshare_listing(REPLOGLE2022_K562_ESSENTIAL_FILE, data)
     return FakeOpener({listing_url: listing, FILE_URL: data})
 

@@ -92,19 +92,13 @@ def test_errors_name_the_problem():
         group_vs_reference_edistance(Z, labels, "control")
     single = labels.astype(object)
     single[np.flatnonzero(labels == "KO_b")[0]] = "KO_single"
-    with pytest.raises(
-        ValueError, match="at least 2 cells per group; groups with fewer: KO_single$"
-    ):
+    with pytest.raises(ValueError, match="at least 2 cells per group; groups with fewer: KO_single$"):
         group_vs_reference_edistance(Z, single, "ctrl")
-    with pytest.raises(
-        ValueError, match="at least 2 cells per group; groups with fewer: KO_single$"
-    ):
+    with pytest.raises(ValueError, match="at least 2 cells per group; groups with fewer: KO_single$"):
         pairwise_group_edistance(Z, single)
     with pytest.raises(ValueError, match="one label per row of Z"):
         group_vs_reference_edistance(Z, labels[:-1], "ctrl")
-    with pytest.raises(
-        ValueError, match="metric 'wasserstein' cannot be computed from distance sums"
-    ):
+    with pytest.raises(ValueError, match="metric 'wasserstein' cannot be computed from distance sums"):
         group_vs_reference_edistance(Z, labels, "ctrl", metric="wasserstein")
     with pytest.raises(ValueError, match="unknown metric 'energy'"):
         pairwise_group_edistance(Z, labels, metric="energy")

@@ -63,9 +63,7 @@ def test_deterministic_given_the_seed_and_follows_documented_draws(against):
     Z = controls(5)
     values = control_null_edistance(Z, [3, 6], 10, 42, against=against)
     assert values.shape == (2, 10)
-    np.testing.assert_array_equal(
-        values, control_null_edistance(Z, [3, 6], 10, 42, against=against)
-    )
+    np.testing.assert_array_equal(values, control_null_edistance(Z, [3, 6], 10, 42, against=against))
     assert not np.array_equal(values, control_null_edistance(Z, [3, 6], 10, 43, against=against))
     # documented procedure: sizes in order, one generator, draw_control_subsets per size
     generator = np.random.default_rng(42)

@@ -102,15 +102,11 @@ def test_unbiased_under_the_null_and_positive_under_a_shift(distance):
     # Same distribution: the U-statistic has expectation 0, so the average over independent
     # draws stays within a few standard errors of 0 (and single values can be negative).
     rng = np.random.default_rng(8)
-    same = np.array(
-        [distance(rng.normal(size=(15, 4)), rng.normal(size=(20, 4))) for _ in range(300)]
-    )
+    same = np.array([distance(rng.normal(size=(15, 4)), rng.normal(size=(20, 4))) for _ in range(300)])
     standard_error = same.std(ddof=1) / np.sqrt(len(same))
     assert abs(same.mean()) < 4 * standard_error
     assert (same < 0).any()
-    shifted = [
-        distance(rng.normal(size=(15, 4)), rng.normal(size=(20, 4)) + 1.0) for _ in range(20)
-    ]
+    shifted = [distance(rng.normal(size=(15, 4)), rng.normal(size=(20, 4)) + 1.0) for _ in range(20)]
     assert min(shifted) > 0
 
 
@@ -118,9 +114,7 @@ def test_unbiased_under_the_null_and_positive_under_a_shift(distance):
 def test_chunk_size_does_not_change_results(chunk_size):
     X, Y = samples(9, 19, 26)
     assert edistance(X, Y, chunk_size=chunk_size) == pytest.approx(edistance(X, Y), rel=1e-12)
-    assert cosine_edistance(X, Y, chunk_size=chunk_size) == pytest.approx(
-        cosine_edistance(X, Y), rel=1e-12
-    )
+    assert cosine_edistance(X, Y, chunk_size=chunk_size) == pytest.approx(cosine_edistance(X, Y), rel=1e-12)
 
 
 def test_torch_inputs_match_numpy_inputs():
@@ -169,13 +163,9 @@ def test_cosine_rejects_zero_rows():
 
 def test_edistance_from_sums_matches_the_formula():
     X, Y = samples(14, 8, 11)
-    value = edistance_from_sums(
-        cdist(X, Y).sum(), cdist(X, X).sum(), cdist(Y, Y).sum(), len(X), len(Y)
-    )
+    value = edistance_from_sums(cdist(X, Y).sum(), cdist(X, X).sum(), cdist(Y, Y).sum(), len(X), len(Y))
     assert value == pytest.approx(cdist_edistance(X, Y), rel=1e-12)
-    arrays = edistance_from_sums(
-        np.array([1.0, 2.0]), np.array([2.0, 2.0]), 6.0, np.array([2, 2]), 3
-    )
+    arrays = edistance_from_sums(np.array([1.0, 2.0]), np.array([2.0, 2.0]), 6.0, np.array([2, 2]), 3)
     np.testing.assert_allclose(arrays, [2 * 1 / 6 - 1 - 1, 2 * 2 / 6 - 1 - 1])
 
 
@@ -200,7 +190,5 @@ def test_registry_metrics_agree_with_the_functions():
 
 
 def test_unknown_metric_lists_valid_names():
-    with pytest.raises(
-        ValueError, match="unknown metric 'mmd'.*cosine_edistance, edistance, wasserstein"
-    ):
+    with pytest.raises(ValueError, match="unknown metric 'mmd'.*cosine_edistance, edistance, wasserstein"):
         get_metric("mmd")

@@ -14,9 +14,7 @@ from cellshift.metrics import wasserstein, wasserstein_from_cost
 
 def brute_force_assignment(X, Y):
     cost = cdist(X, Y)
-    return min(
-        cost[np.arange(len(X)), list(p)].mean() for p in itertools.permutations(range(len(Y)))
-    )
+    return min(cost[np.arange(len(X)), list(p)].mean() for p in itertools.permutations(range(len(Y))))
 
 
 @pytest.mark.parametrize("seed", range(4))

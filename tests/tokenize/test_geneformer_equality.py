@@ -31,8 +31,9 @@ def geneformer_cell(counts, gene_ids, token_of, median_of, max_length):
 def test_tokens_equal_plain_geneformer_on_real_pbmcs(tmp_path, kang_path, max_length):
     adata = ad.read_h5ad(kang_path)
     token_of, median_of = read_gc30m()
-    corpus = tokenize(kang_path, tmp_path / "c", gene_table="geneformer-gc30M", max_length=max_length,
-                      min_genes=0, progress=False)
+    corpus = tokenize(
+        kang_path, tmp_path / "c", gene_table="geneformer-gc30M", max_length=max_length, min_genes=0, progress=False
+    )
     rows = corpus.dataset()
     assert len(rows) == adata.n_obs  # every PBMC has counts, none is dropped with min_genes=0
     dense = adata.X.toarray().astype(np.float64)
@@ -48,15 +49,20 @@ def test_tokens_equal_plain_geneformer_on_real_pbmcs(tmp_path, kang_path, max_le
 def test_mouse_cells_use_one_to_one_human_orthologs(tmp_path, pancreas_path):
     adata = ad.read_h5ad(pancreas_path)[:40].copy()
     token_of, median_of = read_gc30m()
-    pairs = pd.read_csv(FILES / "genes" / "orthologs" / "ensembl105_human2mouse_symbols.csv",
-                        header=None, names=["human", "mouse"]).dropna()
+    pairs = pd.read_csv(
+        FILES / "genes" / "orthologs" / "ensembl105_human2mouse_symbols.csv", header=None, names=["human", "mouse"]
+    ).dropna()
     pairs = pairs[~pairs["human"].duplicated(keep=False) & ~pairs["mouse"].duplicated(keep=False)]
     human_of = dict(zip(pairs["mouse"], pairs["human"]))
     gencode = pd.read_csv(FILES / "genes" / "ids" / "gencode_v44_gene_id2name.csv", header=None).drop_duplicates(1)
     ensembl_of = dict(zip(gencode[1], gencode[0]))
     # renamed genes (Ensembl 105 ortholog names such as DDX58, now RIGI): HGNC symbols and aliases
-    hgnc = pd.read_csv(FILES / "genes" / "ids" / "hgnc_biomart_2023_ids_symbols_aliases.tsv", sep="\t").dropna(subset=["ensg"])
-    alias_rows = pd.concat([hgnc[[c, "ensg"]].set_axis(["alias", "ensg"], axis=1) for c in ("symb", "synonym1", "synonym2")])
+    hgnc = pd.read_csv(FILES / "genes" / "ids" / "hgnc_biomart_2023_ids_symbols_aliases.tsv", sep="\t").dropna(
+        subset=["ensg"]
+    )
+    alias_rows = pd.concat(
+        [hgnc[[c, "ensg"]].set_axis(["alias", "ensg"], axis=1) for c in ("symb", "synonym1", "synonym2")]
+    )
     alias_rows = alias_rows.dropna().drop_duplicates()
     alias_rows = alias_rows[~alias_rows["alias"].duplicated(keep=False)]
     for alias, ensg in zip(alias_rows["alias"], alias_rows["ensg"]):

@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from tests.conftest import make_counts
 
 from cellshift.tokenize import compute_gene_medians
-from tests.conftest import make_counts
 
 
 def numpy_nonzero_medians(adata, min_genes):
@@ -31,8 +31,9 @@ def test_medians_on_real_pbmcs_match_numpy(kang_small):
     medians = compute_gene_medians(kang_small, min_genes=100, progress=False)
     expected = pd.Series(numpy_nonzero_medians(adata, 100))
     expected.index = [g.split(".")[0] for g in expected.index]
-    pd.testing.assert_series_equal(medians, expected.sort_index().rename("median").rename_axis("ensembl_id"),
-                                   rtol=1e-12)
+    pd.testing.assert_series_equal(
+        medians, expected.sort_index().rename("median").rename_axis("ensembl_id"), rtol=1e-12
+    )
 
 
 def test_medians_reject_non_counts():

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from tests.conftest import make_counts
 
 from cellshift.cli import main
 from cellshift.data import GeneTable
 from cellshift.tokenize import Corpus, load_corpus, rank_value_encode, tokenize
-from tests.conftest import make_counts
 
 
 def test_rank_value_encode_breaks_ties_by_token_and_truncates():
@@ -21,8 +21,15 @@ def test_rank_value_encode_breaks_ties_by_token_and_truncates():
 
 
 def test_special_tokens_wrap_each_cell(tmp_path):
-    corpus = tokenize(make_counts(), tmp_path / "c", gene_table="geneformer-gc95M", special_tokens=True,
-                      max_length=5, min_genes=0, progress=False)
+    corpus = tokenize(
+        make_counts(),
+        tmp_path / "c",
+        gene_table="geneformer-gc95M",
+        special_tokens=True,
+        max_length=5,
+        min_genes=0,
+        progress=False,
+    )
     for row in corpus.dataset():
         assert row["input_ids"][0] == 2 and row["input_ids"][-1] == 3
         assert row["length"] <= 5 and row["values"][0] == 0.0
@@ -32,8 +39,11 @@ def test_duplicated_genes_are_summed(tmp_path):
     adata = make_counts()
     dense = adata.X.toarray()
     # the same gene twice (one ID with a version suffix) vs that gene's counts doubled in one column
-    split = ad.AnnData(sparse.csr_matrix(np.hstack([dense, dense[:, [0]]])), obs=adata.obs.copy(),
-                       var=pd.DataFrame(index=[*adata.var_names, adata.var_names[0] + ".7"]))
+    split = ad.AnnData(
+        sparse.csr_matrix(np.hstack([dense, dense[:, [0]]])),
+        obs=adata.obs.copy(),
+        var=pd.DataFrame(index=[*adata.var_names, adata.var_names[0] + ".7"]),
+    )
     doubled = dense.copy()
     doubled[:, 0] *= 2
     merged = ad.AnnData(sparse.csr_matrix(doubled), obs=adata.obs.copy(), var=adata.var.copy())
@@ -53,10 +63,18 @@ def test_obs_n_counts_sets_the_cell_total(tmp_path):
 
 
 def test_several_inputs_in_order_with_workers_and_chunks(tmp_path, kang_small, pancreas_path):
-    serial = tokenize([kang_small, pancreas_path], tmp_path / "one", min_genes=100, chunk_size=10_000,
-                      obs_keys=[], progress=False)
-    parallel = tokenize([kang_small, pancreas_path], tmp_path / "two", min_genes=100, workers=2, chunk_size=64,
-                        shard_size=250, progress=False)
+    serial = tokenize(
+        [kang_small, pancreas_path], tmp_path / "one", min_genes=100, chunk_size=10_000, obs_keys=[], progress=False
+    )
+    parallel = tokenize(
+        [kang_small, pancreas_path],
+        tmp_path / "two",
+        min_genes=100,
+        workers=2,
+        chunk_size=64,
+        shard_size=250,
+        progress=False,
+    )
     a, b = serial.dataset(), parallel.dataset()
     assert len(parallel.metadata["shards"]) > 1
     assert a["cell_id"] == b["cell_id"] and a["input_ids"] == b["input_ids"] and a["values"] == b["values"]
@@ -129,8 +147,25 @@ def test_many_unknown_genes_warn_with_counts(tmp_path):
 
 def test_cli_tokenize_and_medians(tmp_path, kang_small, capsys):
     assert main(["medians", str(kang_small), "--out", str(tmp_path / "t.tsv.gz"), "--min-genes", "100", "--quiet"]) == 0
-    assert main(["tokenize", str(kang_small), "--out", str(tmp_path / "c"), "--gene-table", str(tmp_path / "t.tsv.gz"),
-                 "--special-tokens", "--obs-keys", "cluster_id", "--min-genes", "100", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "tokenize",
+                str(kang_small),
+                "--out",
+                str(tmp_path / "c"),
+                "--gene-table",
+                str(tmp_path / "t.tsv.gz"),
+                "--special-tokens",
+                "--obs-keys",
+                "cluster_id",
+                "--min-genes",
+                "100",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "cells kept" in capsys.readouterr().out
     rows = load_corpus(tmp_path / "c")
     assert rows[0]["input_ids"][0] == 2 and "cluster_id" in rows.column_names

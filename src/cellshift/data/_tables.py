@@ -60,12 +60,8 @@ def one_to_one_orthologs() -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def mouse_symbols() -> frozenset[str]:
     """All mouse symbols of the bundled ortholog tables (Ensembl 105 and MGI), for species detection."""
-    ensembl = pd.read_csv(
-        GENES / "orthologs" / "ensembl105_human2mouse_symbols.csv", header=None, dtype=str
-    )[1]
-    mgi = pd.read_csv(
-        GENES / "orthologs" / "mgi_HMD_HumanPhenotype.rpt", sep="\t", header=None, dtype=str
-    )[2]
+    ensembl = pd.read_csv(GENES / "orthologs" / "ensembl105_human2mouse_symbols.csv", header=None, dtype=str)[1]
+    mgi = pd.read_csv(GENES / "orthologs" / "mgi_HMD_HumanPhenotype.rpt", sep="\t", header=None, dtype=str)[2]
     return frozenset(pd.concat([ensembl, mgi]).dropna())
 
 

@@ -29,8 +29,7 @@ def check_raw_counts(values: np.ndarray, *, where: str, layers: list[str] | None
     minimum = float(values.min())
     if minimum < 0:
         raise ValueError(
-            f"{where} holds negative values (min {minimum:.3g}): it looks scaled or centred, not raw "
-            f"counts. {hint}"
+            f"{where} holds negative values (min {minimum:.3g}): it looks scaled or centred, not raw counts. {hint}"
         )
     fractional = values != np.round(values)
     if fractional.any():

@@ -71,8 +71,9 @@ class GeneTable:
                 f"gene table {key!r} is neither a bundled table ({', '.join(BUNDLED_TABLES)}) nor an "
                 "existing file; make one from your corpus with `cellshift medians`"
             )
-        table = pd.read_csv(path, sep="\t", dtype={"token": str}, keep_default_na=False, na_values=[""],
-                            float_precision="round_trip")
+        table = pd.read_csv(
+            path, sep="\t", dtype={"token": str}, keep_default_na=False, na_values=[""], float_precision="round_trip"
+        )
         missing = {"token", "token_id", "median"} - set(table.columns)
         if missing:
             raise ValueError(f"gene table {key!r} lacks columns {sorted(missing)}; expected token, token_id, median")
@@ -93,8 +94,9 @@ class GeneTable:
         path = Path(path)
         frame = pd.DataFrame({"token": self.tokens, "token_id": np.arange(len(self)), "median": self.medians})
         temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        frame.to_csv(temporary, sep="\t", index=False, float_format="%.17g",
-                     compression="gzip" if path.suffix == ".gz" else None)
+        frame.to_csv(
+            temporary, sep="\t", index=False, float_format="%.17g", compression="gzip" if path.suffix == ".gz" else None
+        )
         os.replace(temporary, path)
         return path
 

@@ -83,7 +83,11 @@ class CountReader:
     def read_rows(self, start: int, stop: int) -> sparse.csr_matrix:
         """Counts of cells ``start:stop`` as CSR float64 (explicit zeros removed)."""
         block = self._matrix[start:stop]
-        block = sparse.csr_matrix(block, dtype=np.float64) if not sparse.issparse(block) else block.tocsr().astype(np.float64)
+        block = (
+            sparse.csr_matrix(block, dtype=np.float64)
+            if not sparse.issparse(block)
+            else block.tocsr().astype(np.float64)
+        )
         block.eliminate_zeros()
         block.sort_indices()
         return block

@@ -51,8 +51,12 @@ def baron2016_pancreas(*, backed: bool = False) -> ad.AnnData:
 
 def bundled_corpora() -> dict[str, Path]:
     """Paths of the bundled single-cell files, by short name (used by the demo and tests)."""
-    return {"papalexi2021": PAPALEXI2021, "kang2018_pbmc": KANG2018, "pancreas_mouse": PANCREAS_MOUSE,
-            "baron2016_pancreas": BARON2016}
+    return {
+        "papalexi2021": PAPALEXI2021,
+        "kang2018_pbmc": KANG2018,
+        "pancreas_mouse": PANCREAS_MOUSE,
+        "baron2016_pancreas": BARON2016,
+    }
 
 
 def grn(name: str = "dorothea_hs") -> pd.DataFrame:
@@ -79,6 +83,8 @@ def gene_families() -> pd.DataFrame:
     ids = pd.read_csv(genes / "ids" / "hgnc_biomart_2023_ids_symbols_aliases.tsv", sep="\t", dtype=str)
     ids = ids.drop_duplicates("hgnc").assign(hgnc_id=lambda t: t["hgnc"].str.removeprefix("HGNC:"))
     table = links.merge(ids[["hgnc_id", "symb", "ensg"]], on="hgnc_id").merge(
-        families, left_on="family_id", right_on="id")
+        families, left_on="family_id", right_on="id"
+    )
     return table.rename(columns={"symb": "symbol", "ensg": "ensembl_id", "name": "family"})[
-        ["symbol", "ensembl_id", "family_id", "family"]].reset_index(drop=True)
+        ["symbol", "ensembl_id", "family_id", "family"]
+    ].reset_index(drop=True)

@@ -55,5 +55,7 @@ def _read(name: str) -> list[str]:
     if name.startswith("cell_cycle"):
         phases = {"cell_cycle": ("s", "g2m"), "cell_cycle_s": ("s",), "cell_cycle_g2m": ("g2m",)}[name]
         folder = GENES / "cell_cycle"
-        return [g for phase in phases for g in (folder / f"cc.genes.updated.2019_{phase}.genes.txt").read_text().split()]
+        return [
+            g for phase in phases for g in (folder / f"cc.genes.updated.2019_{phase}.genes.txt").read_text().split()
+        ]
     return (GENES / "tf" / "Lambert2018_TF_names_v_1.01.txt").read_text().split()

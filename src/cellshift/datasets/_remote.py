@@ -135,9 +135,7 @@ def download(
                 desc=dest.name,
                 disable=not progress,
             ) as bar:
-                actual = _read_and_measure(
-                    response, algorithms=_algorithms(expected), out=out, bar=bar
-                )
+                actual = _read_and_measure(response, algorithms=_algorithms(expected), out=out, bar=bar)
         mismatch = _describe_mismatch(expected, actual)
         if mismatch is not None:
             raise ChecksumError(
@@ -200,10 +198,7 @@ def figshare_file(
     by_name = {entry["name"]: entry for entry in files}
     if filename not in by_name:
         available = ", ".join(sorted(by_name)) or "(none)"
-        raise ValueError(
-            f"Figshare article {article_id} has no file named {filename!r}. "
-            f"Available files: {available}."
-        )
+        raise ValueError(f"Figshare article {article_id} has no file named {filename!r}. Available files: {available}.")
     entry = by_name[filename]
     return download(
         entry["download_url"],
@@ -272,9 +267,7 @@ def _urlopen(url: str) -> Any:
     return urllib.request.urlopen(request, timeout=TIMEOUT_S)
 
 
-def _figshare_file_list(
-    article_id: int, folder: Path, opener: Opener | None
-) -> list[dict[str, Any]]:
+def _figshare_file_list(article_id: int, folder: Path, opener: Opener | None) -> list[dict[str, Any]]:
     """Return the file list of a figshare article, from the cache if saved before."""
     listing = folder / FIGSHARE_LISTING
     if listing.exists():
@@ -314,9 +307,7 @@ def _measure_file(path: Path, algorithms: list[str]) -> dict[str, str | int]:
         return _read_and_measure(source, algorithms=algorithms)
 
 
-def _expected_values(
-    *, md5: str | None, sha256: str | None, size: int | None
-) -> dict[str, str | int]:
+def _expected_values(*, md5: str | None, sha256: str | None, size: int | None) -> dict[str, str | int]:
     """Collect the expected size and checksums that were given, size first."""
     expected: dict[str, str | int] = {}
     if size is not None:

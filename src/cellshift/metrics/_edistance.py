@@ -46,17 +46,13 @@ def edistance_from_sums(
     return float(value) if value.ndim == 0 else value
 
 
-def edistance_with(
-    X: ArrayLike, Y: ArrayLike, metric: GroundDistance, chunk_size: int | None = None
-) -> float:
+def edistance_with(X: ArrayLike, Y: ArrayLike, metric: GroundDistance, chunk_size: int | None = None) -> float:
     """E-distance between ``X`` and ``Y`` with ground distance ``metric``; see :func:`edistance`."""
     x, y = as_point_pair(X, Y, min_rows=2)
     cross = pairwise_distance_sums(x, y, metric=metric, chunk_size=chunk_size).sum()
     within_x = pairwise_distance_sums(x, metric=metric, chunk_size=chunk_size).sum()
     within_y = pairwise_distance_sums(y, metric=metric, chunk_size=chunk_size).sum()
-    return edistance_from_sums(
-        float(cross), float(within_x), float(within_y), x.shape[0], y.shape[0]
-    )
+    return edistance_from_sums(float(cross), float(within_x), float(within_y), x.shape[0], y.shape[0])
 
 
 def edistance(X: ArrayLike, Y: ArrayLike, *, chunk_size: int | None = None) -> float:

@@ -66,12 +66,8 @@ class GroupDistanceSums:
 
     def edistance(self) -> pd.Series:
         """E-distance of each group vs the reference, indexed by group label."""
-        values = edistance_from_sums(
-            self.cross, self.within, self.reference_within, self.sizes, self.reference_size
-        )
-        return pd.Series(
-            np.atleast_1d(values), index=pd.Index(self.groups, name="group"), name=self.metric
-        )
+        values = edistance_from_sums(self.cross, self.within, self.reference_within, self.sizes, self.reference_size)
+        return pd.Series(np.atleast_1d(values), index=pd.Index(self.groups, name="group"), name=self.metric)
 
 
 def encode_labels(labels: ArrayLike, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,9 +80,7 @@ def encode_labels(labels: ArrayLike, n_rows: int) -> tuple[np.ndarray, np.ndarra
     """
     values = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if values.ndim != 1 or values.shape[0] != n_rows:
-        raise ValueError(
-            f"labels must be 1-D with one label per row of Z ({n_rows}), got shape {values.shape}"
-        )
+        raise ValueError(f"labels must be 1-D with one label per row of Z ({n_rows}), got shape {values.shape}")
     names, codes = np.unique(values, return_inverse=True)
     return names, codes.reshape(-1)
 
@@ -97,9 +91,7 @@ def check_group_sizes(names: np.ndarray, sizes: np.ndarray) -> None:
     if small.size:
         shown = ", ".join(str(name) for name in small[:10])
         more = f" and {small.size - 10} more" if small.size > 10 else ""
-        raise ValueError(
-            f"E-distance needs at least 2 cells per group; groups with fewer: {shown}{more}"
-        )
+        raise ValueError(f"E-distance needs at least 2 cells per group; groups with fewer: {shown}{more}")
 
 
 def group_distance_sums(
@@ -154,9 +146,7 @@ def group_distance_sums(
 
     is_reference = codes == reference
     reference_points = z[torch.from_numpy(np.flatnonzero(is_reference)).to(z.device)]
-    reference_within = pairwise_distance_sums(
-        reference_points, metric=ground, chunk_size=chunk_size
-    ).sum()
+    reference_within = pairwise_distance_sums(reference_points, metric=ground, chunk_size=chunk_size).sum()
 
     others = np.flatnonzero(~is_reference)
     other_rows = pairwise_distance_sums(
@@ -175,9 +165,7 @@ def group_distance_sums(
             continue
         members = torch.from_numpy(order[stops[group] - sizes[group] : stops[group]])
         within[group] = float(
-            pairwise_distance_sums(
-                z[members.to(z.device)], metric=ground, chunk_size=chunk_size
-            ).sum()
+            pairwise_distance_sums(z[members.to(z.device)], metric=ground, chunk_size=chunk_size).sum()
         )
 
     keep = np.arange(names.size) != reference
@@ -265,16 +253,14 @@ def pairwise_group_edistance(
     for start, stop in row_blocks(z.shape[0], rows_per_block(chunk_size, z.shape[0])):
         block = distance_block(z[start:stop], z, ground)
         block.diagonal(offset=start).zero_()
-        by_column_group = torch.zeros(
-            stop - start, names.size, dtype=torch.float64, device=z.device
-        ).index_add_(1, group_of, block)
+        by_column_group = torch.zeros(stop - start, names.size, dtype=torch.float64, device=z.device).index_add_(
+            1, group_of, block
+        )
         sums.index_add_(0, group_of[start:stop], by_column_group)
 
     sums_np = sums.cpu().numpy()
     within = np.diag(sums_np)
-    values = edistance_from_sums(
-        sums_np, within[:, None], within[None, :], sizes[:, None], sizes[None, :]
-    )
+    values = edistance_from_sums(sums_np, within[:, None], within[None, :], sizes[:, None], sizes[None, :])
     values = (values + values.T) / 2.0  # equal in exact arithmetic; removes rounding asymmetry
     np.fill_diagonal(values, 0.0)
     index = pd.Index(names, name="group")

@@ -34,9 +34,7 @@ from ._validation import ArrayLike, as_points
 NullReference = Literal["rest", "subset"]
 
 
-def draw_control_subsets(
-    n_control: int, size: int, n_draws: int, rng: np.random.Generator | int
-) -> np.ndarray:
+def draw_control_subsets(n_control: int, size: int, n_draws: int, rng: np.random.Generator | int) -> np.ndarray:
     """Draw ``n_draws`` random subsets of ``size`` distinct indices from ``range(n_control)``.
 
     Row ``k`` is ``rng.choice(n_control, size, replace=False)`` of the ``k``-th draw, so the
@@ -85,18 +83,12 @@ class ControlNull:
     Construction: time ``O(N^2 d)``, memory ``O(chunk_size * N)`` for ``N`` control cells.
     """
 
-    def __init__(
-        self, Z_control: ArrayLike, *, metric: str = "edistance", chunk_size: int | None = None
-    ) -> None:
+    def __init__(self, Z_control: ArrayLike, *, metric: str = "edistance", chunk_size: int | None = None) -> None:
         self.metric = metric
         self.ground_distance = get_edistance_metric(metric).ground_distance
         self.chunk_size = chunk_size
-        self.points = prepare_points(
-            as_points(Z_control, "Z_control", min_rows=4), self.ground_distance, "Z_control"
-        )
-        self.row_sums = pairwise_distance_sums(
-            self.points, metric=self.ground_distance, chunk_size=chunk_size
-        )
+        self.points = prepare_points(as_points(Z_control, "Z_control", min_rows=4), self.ground_distance, "Z_control")
+        self.row_sums = pairwise_distance_sums(self.points, metric=self.ground_distance, chunk_size=chunk_size)
         self.total_within = float(self.row_sums.sum())
 
     @property
@@ -142,10 +134,7 @@ class ControlNull:
             Shape ``(n_draws,)``.
         """
         if np.shape(first) != np.shape(second):
-            raise ValueError(
-                f"first and second must have the same shape, got {np.shape(first)} "
-                f"and {np.shape(second)}"
-            )
+            raise ValueError(f"first and second must have the same shape, got {np.shape(first)} and {np.shape(second)}")
         both = self._check_subsets(np.concatenate([first, second], axis=1), self.n_control)
         size = np.shape(first)[1]
         first, second = both[:, :size], both[:, size:]
@@ -217,14 +206,8 @@ class ControlNull:
         totals = np.empty(rows.shape[0])
         for start, stop in row_blocks(rows.shape[0], draws_per_batch):
             first = self.points[torch.from_numpy(rows[start:stop]).to(device)]
-            second = (
-                None
-                if columns is None
-                else self.points[torch.from_numpy(columns[start:stop]).to(device)]
-            )
-            totals[start:stop] = (
-                batched_distance_totals(first, second, self.ground_distance, step).cpu().numpy()
-            )
+            second = None if columns is None else self.points[torch.from_numpy(columns[start:stop]).to(device)]
+            totals[start:stop] = batched_distance_totals(first, second, self.ground_distance, step).cpu().numpy()
         return totals
 
 

@@ -31,9 +31,7 @@ DEFAULT_BLOCK_ELEMENTS = 2**24
 def check_ground_distance(metric: str) -> None:
     """Raise a ``ValueError`` if ``metric`` is not a supported ground distance."""
     if metric not in GROUND_DISTANCES:
-        raise ValueError(
-            f"unknown ground distance {metric!r}; valid: {', '.join(GROUND_DISTANCES)}"
-        )
+        raise ValueError(f"unknown ground distance {metric!r}; valid: {', '.join(GROUND_DISTANCES)}")
 
 
 def prepare_points(X: torch.Tensor, metric: GroundDistance, name: str) -> torch.Tensor:
@@ -55,9 +53,7 @@ def distance_block(A: torch.Tensor, B: torch.Tensor, metric: GroundDistance) -> 
     if metric == "cosine":
         return 1.0 - inner
     # |a|^2 + |b|^2 - 2 a.b, in place on the product to avoid block-sized temporaries.
-    squared = (
-        inner.mul_(-2.0).add_((A * A).sum(-1).unsqueeze(-1)).add_((B * B).sum(-1).unsqueeze(-2))
-    )
+    squared = inner.mul_(-2.0).add_((A * A).sum(-1).unsqueeze(-1)).add_((B * B).sum(-1).unsqueeze(-2))
     return squared.clamp_min_(0.0).sqrt_()
 
 

@@ -90,9 +90,7 @@ class Wasserstein:
         return wasserstein_from_cost(cost, max_pairs=self.max_pairs)
 
 
-METRICS: dict[str, DistanceMetric] = {
-    metric.name: metric for metric in (EDistance(), CosineEDistance(), Wasserstein())
-}
+METRICS: dict[str, DistanceMetric] = {metric.name: metric for metric in (EDistance(), CosineEDistance(), Wasserstein())}
 
 
 def get_metric(name: str) -> DistanceMetric:
@@ -119,7 +117,5 @@ def get_edistance_metric(name: str) -> EDistance:
     metric = get_metric(name)
     if not isinstance(metric, EDistance):
         valid = sorted(key for key, value in METRICS.items() if isinstance(value, EDistance))
-        raise ValueError(
-            f"metric {name!r} cannot be computed from distance sums; use one of: {', '.join(valid)}"
-        )
+        raise ValueError(f"metric {name!r} cannot be computed from distance sums; use one of: {', '.join(valid)}")
     return metric

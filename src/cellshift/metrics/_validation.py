@@ -46,8 +46,7 @@ def as_points(X: ArrayLike, name: str, *, min_rows: int = 1) -> torch.Tensor:
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(X).__name__}")
     if tensor.ndim != 2:
         raise ValueError(
-            f"{name} must be 2-D (cells x dimensions), got {tensor.ndim} dimension(s) "
-            f"with shape {tuple(tensor.shape)}"
+            f"{name} must be 2-D (cells x dimensions), got {tensor.ndim} dimension(s) with shape {tuple(tensor.shape)}"
         )
     if tensor.shape[0] < min_rows:
         raise ValueError(f"{name} needs at least {min_rows} rows (cells), got {tensor.shape[0]}")
@@ -56,9 +55,7 @@ def as_points(X: ArrayLike, name: str, *, min_rows: int = 1) -> torch.Tensor:
     return tensor
 
 
-def as_point_pair(
-    X: ArrayLike, Y: ArrayLike, *, min_rows: int = 1
-) -> tuple[torch.Tensor, torch.Tensor]:
+def as_point_pair(X: ArrayLike, Y: ArrayLike, *, min_rows: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Check two samples with :func:`as_points` and check that they can be compared.
 
     ``Y`` is moved to the device of ``X`` when ``Y`` is a numpy array; two tensors on
@@ -74,8 +71,7 @@ def as_point_pair(
     y = as_points(Y, "Y", min_rows=min_rows)
     if x.shape[1] != y.shape[1]:
         raise ValueError(
-            f"X and Y must have the same number of dimensions (columns), "
-            f"got {x.shape[1]} and {y.shape[1]}"
+            f"X and Y must have the same number of dimensions (columns), got {x.shape[1]} and {y.shape[1]}"
         )
     if isinstance(Y, np.ndarray):
         y = y.to(x.device)

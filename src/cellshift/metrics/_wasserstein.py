@@ -70,12 +70,8 @@ def _transport_lp(cost: np.ndarray) -> float:
     n, m = cost.shape
     plan_index = np.arange(n * m)  # variable P_ij sits at i * m + j
     ones = np.ones(n * m)
-    row_sums = scipy.sparse.csr_matrix(
-        (ones, (np.repeat(np.arange(n), m), plan_index)), shape=(n, n * m)
-    )
-    column_sums = scipy.sparse.csr_matrix(
-        (ones, (np.tile(np.arange(m), n), plan_index)), shape=(m, n * m)
-    )
+    row_sums = scipy.sparse.csr_matrix((ones, (np.repeat(np.arange(n), m), plan_index)), shape=(n, n * m))
+    column_sums = scipy.sparse.csr_matrix((ones, (np.tile(np.arange(m), n), plan_index)), shape=(m, n * m))
     # Total supply equals total demand, so the last column constraint follows from the others.
     constraints = scipy.sparse.vstack([row_sums, column_sums[:-1]]).tocsr()
     # Supplies m and demands n (total n * m): integer data; the objective is divided back below.

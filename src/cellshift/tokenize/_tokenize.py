@@ -125,8 +125,13 @@ def tokenize(
             for i, start, stop, block in _run(tasks, jobs, settings, special_ids, workers):
                 reader = readers[i]
                 kept = block.kept_rows + start
-                writer.write(block.cells, cell_ids=reader.obs.index[kept], source=i,
-                             species=jobs[i].plan.species, obs=reader.obs.iloc[kept][list(obs_keys)])
+                writer.write(
+                    block.cells,
+                    cell_ids=reader.obs.index[kept],
+                    source=i,
+                    species=jobs[i].plan.species,
+                    obs=reader.obs.iloc[kept][list(obs_keys)],
+                )
                 per_input[i]["kept"] += len(kept)
                 for reason, n in block.dropped.items():
                     per_input[i]["dropped"][reason] += n
@@ -136,12 +141,22 @@ def tokenize(
             raise ValueError(_nothing_kept_message(per_input, min_genes, readers))
         metadata = {
             "cellshift_version": cellshift.__version__,
-            "gene_table": {"name": table.name, "sha256": table.sha256, "n_tokens": len(table),
-                           "special_tokens": table.special_tokens},
-            "settings": {**settings.as_dict(), "layer": layer, "gene_key": gene_key,
-                         "obs_keys": list(obs_keys), "chunk_size": chunk_size},
-            "inputs": [{"source": job.name, **job.plan.report(), **counts}
-                       for job, counts in zip(jobs, per_input, strict=True)],
+            "gene_table": {
+                "name": table.name,
+                "sha256": table.sha256,
+                "n_tokens": len(table),
+                "special_tokens": table.special_tokens,
+            },
+            "settings": {
+                **settings.as_dict(),
+                "layer": layer,
+                "gene_key": gene_key,
+                "obs_keys": list(obs_keys),
+                "chunk_size": chunk_size,
+            },
+            "inputs": [
+                {"source": job.name, **job.plan.report(), **counts} for job, counts in zip(jobs, per_input, strict=True)
+            ],
             "n_cells_kept": n_kept,
             "n_cells_dropped": sum(sum(p["dropped"].values()) for p in per_input),
         }
@@ -166,8 +181,14 @@ def _special_ids(table: GeneTable, special_tokens: bool) -> tuple[int, int] | No
     return specials["<cls>"], specials["<eos>"]
 
 
-def _prepare_input(reader: CountReader, index: int, table: GeneTable, obs_keys: Sequence[str],
-                   gene_key: str | None, species: str | None) -> _InputJob:
+def _prepare_input(
+    reader: CountReader,
+    index: int,
+    table: GeneTable,
+    obs_keys: Sequence[str],
+    gene_key: str | None,
+    species: str | None,
+) -> _InputJob:
     if reader.n_obs == 0 or reader.n_vars == 0:
         raise ValueError(f"{reader.name} is empty ({reader.n_obs} cells x {reader.n_vars} genes); nothing to tokenise")
     missing = [key for key in obs_keys if key not in reader.obs.columns]
@@ -176,7 +197,10 @@ def _prepare_input(reader: CountReader, index: int, table: GeneTable, obs_keys: 
     if "n_counts" in reader.obs.columns:
         totals = pd.to_numeric(reader.obs["n_counts"], errors="coerce").to_numpy(np.float64)
         if not np.isfinite(totals).all() or (totals < 0).any():
-            raise ValueError(f"obs['n_counts'] of {reader.name} holds non-numeric, infinite or negative values; fix or drop the column (totals are then summed from the counts)")
+            raise ValueError(
+                f"obs['n_counts'] of {reader.name} holds non-numeric, infinite or negative values; fix or drop "
+                "the column (totals are then summed from the counts)"
+            )
     plan = plan_genes(reader.gene_names(gene_key), table, species=species, source=reader.name)
     path = str(reader.path) if reader.path else None
     return _InputJob(path, reader.layer, plan, reader.layers, f"{reader.name} [{index}]" if path is None else path)
@@ -206,8 +230,15 @@ def _encode_task(task) -> tuple[int, int, int, EncodedBlock]:
             readers[i] = CountReader(job.path, layer=job.layer)
         block = readers[i].read_rows(start, stop)
     where = f"{'X' if job.layer is None else 'layer ' + repr(job.layer)} of {job.name}"
-    encoded = encode_block(block, job.plan, _WORKER_STATE["settings"], special_ids=_WORKER_STATE["special_ids"],
-                           totals=totals, where=where, layers=job.layers)
+    encoded = encode_block(
+        block,
+        job.plan,
+        _WORKER_STATE["settings"],
+        special_ids=_WORKER_STATE["special_ids"],
+        totals=totals,
+        where=where,
+        layers=job.layers,
+    )
     return i, start, stop, encoded
 
 
@@ -231,6 +262,9 @@ def _run(tasks, jobs, settings, special_ids, workers: int):
 def _nothing_kept_message(per_input: list[dict], min_genes: int, readers: list[CountReader]) -> str:
     dropped = {reason: sum(p["dropped"][reason] for p in per_input) for reason in DROP_REASONS}
     panel = min(r.n_vars for r in readers)
-    hint = (f" The smallest input has only {panel} genes: lower min_genes (--min-genes)."
-            if dropped["too_few_genes"] else "")
+    hint = (
+        f" The smallest input has only {panel} genes: lower min_genes (--min-genes)."
+        if dropped["too_few_genes"]
+        else ""
+    )
     return f"all cells were dropped ({dropped}); min_genes={min_genes}.{hint}"

@@ -45,7 +45,9 @@ class Corpus:
         path = Path(path)
         meta_file = path / METADATA_FILE
         if not meta_file.exists():
-            raise FileNotFoundError(f"{path} is not a cellshift corpus (no {METADATA_FILE}); make one with `cellshift tokenize`")
+            raise FileNotFoundError(
+                f"{path} is not a cellshift corpus (no {METADATA_FILE}); make one with `cellshift tokenize`"
+            )
         metadata = json.loads(meta_file.read_text())
         for shard in metadata["shards"]:
             if not (path / shard["file"]).exists():
@@ -77,11 +79,19 @@ def load_corpus(path: str | os.PathLike):
 class CorpusWriter:
     """Writes blocks of tokenised cells into shards of at most ``shard_size`` cells."""
 
-    def __init__(self, out_dir: str | os.PathLike, *, obs_columns: dict[str, pa.DataType],
-                 shard_size: int = 100_000, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        obs_columns: dict[str, pa.DataType],
+        shard_size: int = 100_000,
+        overwrite: bool = False,
+    ) -> None:
         self.out_dir = Path(out_dir)
         if self.out_dir.exists() and not overwrite:
-            raise FileExistsError(f"{self.out_dir} already exists; choose another --out or pass overwrite=True (--overwrite)")
+            raise FileExistsError(
+                f"{self.out_dir} already exists; choose another --out or pass overwrite=True (--overwrite)"
+            )
         self.overwrite = overwrite
         self.work_dir = self.out_dir.with_name(f".{self.out_dir.name}.partial-{os.getpid()}")
         if self.work_dir.exists():
@@ -89,16 +99,21 @@ class CorpusWriter:
         self.work_dir.mkdir(parents=True)
         self.shard_size = shard_size
         self.schema = pa.schema(
-            [("cell_id", pa.string()), ("source", pa.int32()), ("input_ids", pa.list_(pa.int32())),
-             ("values", pa.list_(pa.float32())), ("length", pa.int32()), ("species", pa.string())]
+            [
+                ("cell_id", pa.string()),
+                ("source", pa.int32()),
+                ("input_ids", pa.list_(pa.int32())),
+                ("values", pa.list_(pa.float32())),
+                ("length", pa.int32()),
+                ("species", pa.string()),
+            ]
             + list(obs_columns.items())
         )
         self.shards: list[dict] = []
         self._stream: pa.ipc.RecordBatchStreamWriter | None = None
         self._sink = None
 
-    def write(self, cells: EncodedCells, *, cell_ids: pd.Index, source: int, species: str,
-              obs: pd.DataFrame) -> None:
+    def write(self, cells: EncodedCells, *, cell_ids: pd.Index, source: int, species: str, obs: pd.DataFrame) -> None:
         """Append cells (in order), splitting across shards as they fill."""
         start = 0
         while start < len(cell_ids):
@@ -149,8 +164,7 @@ class CorpusWriter:
             self._open_shard()
         self._close_shard()
         table.save(self.work_dir / GENE_TABLE_FILE)
-        metadata = {**metadata, "format_version": FORMAT_VERSION, "shards": self.shards,
-                    "columns": self.schema.names}
+        metadata = {**metadata, "format_version": FORMAT_VERSION, "shards": self.shards, "columns": self.schema.names}
         (self.work_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         if self.out_dir.exists():
             old = self.out_dir.with_name(f".{self.out_dir.name}.old-{os.getpid()}")

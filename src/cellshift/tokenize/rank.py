@@ -118,4 +118,3 @@ def _order_within_cells(score, cell_of_entry, indptr, genes_per_cell) -> np.ndar
     if tied.size:
         order[tied] = np.argsort(padded[tied], axis=1, kind="stable")
     return order
-

@@ -1,0 +1,37 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ruff_lint_and_numpydoc_docstrings_pass():
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    result = subprocess.run(
+        [ruff, "check", "src", "tests", "benchmarks", "scripts"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lower_layers_never_import_higher_ones():
+    """DESIGN §3: data -> tokenize -> models/training -> embed -> metrics -> analysis -> plotting/report."""
+    order = ["data", "datasets", "tokenize", "models", "training", "embed", "metrics", "analysis", "plotting", "report"]
+    rank = {name: i for i, name in enumerate(order)}
+    rank["datasets"] = rank["data"]
+    problems = []
+    for path in (ROOT / "src" / "cellshift").rglob("*.py"):
+        parts = path.relative_to(ROOT / "src" / "cellshift").parts
+        if len(parts) < 2 or parts[0] not in rank:
+            continue
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line.startswith(("from cellshift.", "import cellshift.")):
+                target = line.split()[1].split(".")[1]
+                if target in rank and rank[target] > rank[parts[0]]:
+                    problems.append(f"{path.name} imports cellshift.{target}")
+    assert not problems, problems
