@@ -171,3 +171,20 @@ def test_cli_tokenize_and_medians(tmp_path, kang_small, capsys):
     assert rows[0]["input_ids"][0] == 2 and "cluster_id" in rows.column_names
     assert main(["tokenize", str(kang_small), "--out", str(tmp_path / "c"), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("max_genes", [1, 3, 50])
+def test_rank_value_encode_matches_a_per_cell_sort_with_many_ties_and_empty_cells(max_genes):
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 4, size=(60, 30)).astype(np.float64)  # small integers: many equal scores
+    dense[[5, 17]] = 0  # empty cells
+    counts = sparse.csr_matrix(dense)
+    medians = rng.choice([1.0, 2.0], size=30)
+    tokens = rng.permutation(np.arange(100, 130))  # token order differs from column order
+    totals = np.maximum(dense.sum(axis=1), 1)
+    cells = rank_value_encode(counts, totals, medians, tokens, max_genes=max_genes)
+    for i in range(60):
+        expressed = np.flatnonzero(dense[i])
+        score = dense[i, expressed] / totals[i] * 1e4 / medians[expressed]
+        expected = sorted(zip(-score, tokens[expressed]))[:max_genes]
+        assert cells.cell(i)[0].tolist() == [t for _, t in expected]

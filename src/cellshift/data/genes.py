@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from cellshift.data import _tables
@@ -188,22 +187,3 @@ def _present(values: Iterable[str | None]) -> list[str]:
 def _check_species(species: str) -> None:
     if species not in SPECIES:
         raise ValueError(f"unknown species {species!r}; use one of {SPECIES}")
-
-
-def summed_gene_matrix(targets: Sequence[str | None], columns: Sequence[str]):
-    """A sparse (n_inputs x n_columns) 0/1 matrix sending each input gene to its target column.
-
-    ``counts @ matrix`` sums input genes that map to the same target (as Geneformer sums
-    duplicated Ensembl IDs) and drops inputs whose target is not a column.
-    """
-    from scipy import sparse
-
-    position = {c: i for i, c in enumerate(columns)}
-    rows, cols = [], []
-    for i, t in enumerate(targets):
-        j = position.get(t) if t is not None else None
-        if j is not None:
-            rows.append(i)
-            cols.append(j)
-    data = np.ones(len(rows), dtype=np.float64)
-    return sparse.csr_matrix((data, (rows, cols)), shape=(len(targets), len(columns)))

@@ -83,13 +83,9 @@ class CountReader:
     def read_rows(self, start: int, stop: int) -> sparse.csr_matrix:
         """Counts of cells ``start:stop`` as CSR float64 (explicit zeros removed)."""
         block = self._matrix[start:stop]
-        block = (
-            sparse.csr_matrix(block, dtype=np.float64)
-            if not sparse.issparse(block)
-            else block.tocsr().astype(np.float64)
-        )
+        block = sparse.csr_matrix(block) if not sparse.issparse(block) else block.tocsr()
+        block = block.astype(np.float64, copy=False)
         block.eliminate_zeros()
-        block.sort_indices()
         return block
 
     def chunks(self, chunk_size: int) -> Iterator[tuple[int, int]]:

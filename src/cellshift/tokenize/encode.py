@@ -57,9 +57,7 @@ def encode_block(
     if totals is None:
         totals = np.asarray(counts.sum(axis=1)).ravel()
     genes_expressed = np.diff(counts.indptr)
-    columns = (counts @ plan.selector).tocsr()
-    columns.eliminate_zeros()
-    columns.sort_indices()
+    columns = plan.to_columns(counts)
     vocabulary_expressed = np.diff(columns.indptr)
 
     too_few = genes_expressed < settings.min_genes
@@ -72,8 +70,9 @@ def encode_block(
         "no_vocabulary_genes": int(no_vocabulary.sum()),
     }
     max_genes = settings.max_length - (2 if special_ids else 0)
+    all_kept = len(kept_rows) == counts.shape[0]
     cells = rank_value_encode(
-        columns[kept_rows],
+        columns if all_kept else columns[kept_rows],
         np.asarray(totals, dtype=np.float64)[kept_rows],
         plan.medians,
         plan.token_ids,

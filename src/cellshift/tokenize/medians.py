@@ -107,8 +107,7 @@ def _normalised_entries(reader, plan, columns, start, stop, min_genes, edges):
     if "n_counts" in reader.obs.columns:
         totals = pd.to_numeric(reader.obs["n_counts"].iloc[start:stop]).to_numpy(np.float64)
     keep = (np.diff(counts.indptr) >= min_genes) & (totals > 0)
-    summed = (counts[keep] @ plan.selector).tocsr()
-    summed.eliminate_zeros()
+    summed = plan.to_columns(counts[keep])
     cell = np.repeat(np.arange(summed.shape[0]), np.diff(summed.indptr))
     value = summed.data / totals[keep][cell] * TARGET_SUM
     bin_ = np.clip(np.searchsorted(edges, np.log10(value), side="right") - 1, 0, len(edges) - 2)

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import sparse
 
 from cellshift.data.gene_table import GeneTable
-from cellshift.data.genes import GeneMapping, resolve_to_human_ensembl, summed_gene_matrix
+from cellshift.data.genes import GeneMapping, resolve_to_human_ensembl
 
 UNKNOWN_GENE_WARNING_FRACTION = 0.25
 
@@ -19,21 +19,34 @@ UNKNOWN_GENE_WARNING_FRACTION = 0.25
 class GenePlan:
     """How the genes of one input become token columns.
 
-    ``counts @ selector`` gives a cells x columns matrix in which input genes mapping to the same
-    Ensembl ID are summed; column j is token ``token_ids[j]`` with median ``medians[j]``.
+    Input gene i goes to column ``column_of_input[i]`` (-1: dropped); column j is the Ensembl ID
+    ``column_genes[j]``, token ``token_ids[j]`` with median ``medians[j]``.
     """
 
     species: str
     mapping: GeneMapping
-    selector: sparse.csr_matrix
+    column_of_input: np.ndarray
     column_genes: tuple[str, ...]
     token_ids: np.ndarray
     medians: np.ndarray
 
+    def to_columns(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Counts (cells x input genes) as cells x columns; input genes sharing a column are summed."""
+        column = self.column_of_input[counts.indices]
+        keep = column >= 0
+        kept_before = np.concatenate([[0], np.cumsum(keep)])
+        indptr = kept_before[counts.indptr]
+        result = sparse.csr_matrix(
+            (counts.data[keep], column[keep], indptr), shape=(counts.shape[0], len(self.column_genes))
+        )
+        if self.report()["n_duplicates_summed"]:
+            result.sum_duplicates()
+        return result
+
     def report(self) -> dict:
         """Gene counts of the plan, for the corpus metadata."""
         mapped = [t for t in self.mapping.target if t is not None]
-        in_columns = int(self.selector.getnnz())
+        in_columns = int((self.column_of_input >= 0).sum())
         return {
             "species": self.species,
             "mapping": self.mapping.description,
@@ -80,8 +93,9 @@ def plan_genes(
             f"{mapping.summary()}; genes look like {list(gene_names[:3])}. Pass Ensembl IDs or "
             "symbols (gene_key= names a var column holding them) and the right species"
         )
-    selector = summed_gene_matrix(mapping.target, columns)
-    plan = GenePlan(species, mapping, selector, tuple(columns), token_ids, medians)
+    position = {gene: j for j, gene in enumerate(columns)}
+    column_of_input = np.array([position.get(t, -1) if t is not None else -1 for t in mapping.target], dtype=np.int64)
+    plan = GenePlan(species, mapping, column_of_input, tuple(columns), token_ids, medians)
     unknown = len(gene_names) - plan.report()["n_in_vocabulary"]
     if table is not None and unknown > UNKNOWN_GENE_WARNING_FRACTION * len(gene_names):
         warnings.warn(

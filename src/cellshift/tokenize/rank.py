@@ -53,33 +53,30 @@ def rank_value_encode(
     Parameters
     ----------
     counts
-        Raw counts, cells x vocabulary columns, CSR with sorted indices and no explicit zeros.
-        Columns must be in ascending token-ID order (ties are broken by column order).
+        Raw counts, cells x vocabulary columns, CSR without explicit zeros or duplicate entries
+        (column order within a row does not matter).
     totals
         Total counts of each cell over all of its genes (before any gene was dropped).
     medians
         Non-zero median of each column's gene.
     token_ids
-        Token ID of each column, ascending.
+        Token ID of each column; equal scores are ordered by ascending token ID.
     max_genes
         Keep at most this many genes per cell.
     target_sum
         Counts per cell after normalisation.
     """
-    if np.any(np.diff(token_ids) <= 0):
-        raise ValueError("columns must be in strictly ascending token-ID order")
     genes_per_cell = np.diff(counts.indptr)
-    cell_of_entry = np.repeat(np.arange(counts.shape[0]), genes_per_cell)
-    normalised = counts.data / totals[cell_of_entry] * target_sum
+    # same operations in the same order as Geneformer, so scores are bit-identical to its own
+    normalised = counts.data / np.repeat(totals, genes_per_cell) * target_sum
     score = normalised / medians[counts.indices]
-    order = _order_within_cells(score, cell_of_entry, counts.indptr, genes_per_cell)
-    kept = (counts.indptr[:-1, None] + order[:, :max_genes])[order[:, :max_genes] < genes_per_cell[:, None]]
+    ranked = _rank_entries(score, token_ids[counts.indices], counts.indptr, genes_per_cell, max_genes)
     lengths = np.minimum(genes_per_cell, max_genes)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return EncodedCells(
-        input_ids=token_ids[counts.indices[kept]].astype(np.int32),
-        values=np.log1p(normalised[kept]).astype(np.float32),
+        input_ids=token_ids[counts.indices[ranked]].astype(np.int32),
+        values=np.log1p(normalised[ranked]).astype(np.float32),
         offsets=offsets,
     )
 
@@ -102,19 +99,26 @@ def add_special_tokens(cells: EncodedCells, *, cls_id: int, eos_id: int) -> Enco
     return EncodedCells(input_ids, values, offsets)
 
 
-def _order_within_cells(score, cell_of_entry, indptr, genes_per_cell) -> np.ndarray:
-    """Per cell (row), positions of its entries by descending score, ties in column order.
+def _rank_entries(score, tokens, indptr, genes_per_cell, max_genes) -> np.ndarray:
+    """Entry indices, cell by cell, by descending score (ties by token), top ``max_genes`` per cell.
 
     Cells are laid out as rows of a padded matrix (padding sorts last) and sorted row by row,
-    which is several times faster than one sort over all entries. The fast sort is not stable;
-    the few rows holding equal scores are sorted again with a stable sort.
+    several times faster than one sort over all entries. That fast sort is not stable, so the
+    rare cells holding equal scores are sorted again by (score, token).
     """
-    width = int(genes_per_cell.max()) if len(genes_per_cell) else 0
-    padded = np.full((len(genes_per_cell), width), np.inf)
-    padded[cell_of_entry, np.arange(len(score)) - indptr[cell_of_entry]] = -score
+    n_cells = len(genes_per_cell)
+    width = int(genes_per_cell.max()) if n_cells else 0
+    slot = np.arange(width)
+    filled = slot < genes_per_cell[:, None]
+    padded = np.full((n_cells, width), np.inf)
+    padded[filled] = -score
     order = np.argsort(padded, axis=1)
-    ranked = np.take_along_axis(padded, order, axis=1)
-    tied = np.flatnonzero(((ranked[:, 1:] == ranked[:, :-1]) & np.isfinite(ranked[:, 1:])).any(axis=1))
-    if tied.size:
-        order[tied] = np.argsort(padded[tied], axis=1, kind="stable")
-    return order
+    entries = (indptr[:-1, None] + order)[filled]
+    sorted_score = score[entries]
+    same_cell = np.repeat(np.arange(n_cells), genes_per_cell)
+    tie = (sorted_score[1:] == sorted_score[:-1]) & (same_cell[1:] == same_cell[:-1])
+    for cell in np.unique(same_cell[1:][tie]):
+        window = slice(indptr[cell], indptr[cell + 1])
+        entries[window] = indptr[cell] + np.lexsort((tokens[window], -score[window]))
+    rank_in_cell = np.arange(len(entries)) - np.repeat(indptr[:-1], genes_per_cell)
+    return entries[rank_in_cell < max_genes] if width > max_genes else entries
