@@ -1,0 +1,261 @@
+"""Score every perturbation of a screen against control cells, with a size-calibrated null.
+
+For perturbation ``g`` with ``n`` cells, embedding rows L2-normalised (``z_i / ||z_i||``):
+
+- ``reference="all"`` (default): E-distances compare ``g`` with **all** control cells; the null
+  draws random control subsets ``S`` of size ``s`` and compares each with the remaining controls
+  (the same estimator). ``s`` is ``n`` rounded to a geometric grid, ``s = round(r^round(log_r n))``
+  with ``r = 1.25``, so one null serves groups of similar size (``null_size`` fixes ``s``).
+- ``reference="matched"``: the paper's statistic: ``g`` vs one random sample of ``n`` control
+  cells; the null compares a random control subset of size ``s`` with a disjoint one.
+- Wasserstein (exact, equal sizes: an assignment problem) compares ``m = min(n, N // 2)`` cells
+  of ``g`` (a random subset when ``n > m``; ``N`` control cells) with random samples of ``m``
+  controls, averaged over ``WASSERSTEIN_DRAWS`` samples (one with ``reference="matched"``). Its
+  null: a random control subset ``S`` vs samples from the other controls, averaged the same way,
+  with at most ``WASSERSTEIN_MAX_NULL`` draws per size (each draw solves assignment problems).
+
+Then ``z = (D - mean_null) / sd_null`` (``sd`` with ``ddof=1``) and the empirical p-value
+``p = (k + 1) / (n_null + 1)`` with ``k`` the number of null values ``>= D``. All random draws
+come from generators seeded by ``(seed, stream, size or group index)``: results depend only on
+``seed`` and the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from cellshift.analysis.screen_input import Screen, get_embedding, validate_screen
+from cellshift.metrics import ControlNull, get_metric, group_distance_sums, pairwise_group_edistance, wasserstein
+
+Reference = Literal["all", "matched"]
+BUCKET_RATIO = 1.25
+WASSERSTEIN_DRAWS = 5
+WASSERSTEIN_MAX_NULL = 100
+EDISTANCE_METRICS = ("edistance", "cosine_edistance")
+# Streams of random numbers, so that different draws never share a generator.
+NULL_STREAM, MATCHED_STREAM, WASSERSTEIN_STREAM, WASSERSTEIN_NULL_STREAM = range(4)
+
+
+def l2_normalize(Z: np.ndarray) -> np.ndarray:
+    """Divide every row by its Euclidean norm (rows of zeros stay zero): ``z_i / ||z_i||``."""
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    return Z / np.where(norms > 0, norms, 1.0)
+
+
+def size_bucket(n: int, ratio: float = BUCKET_RATIO) -> int:
+    """Null group size serving groups of ``n`` cells: ``round(ratio^round(log(n) / log(ratio)))``, at least 2."""
+    return max(2, int(round(ratio ** round(np.log(n) / np.log(ratio)))))
+
+
+def z_and_pvalue(value: float, null: np.ndarray) -> tuple[float, float]:
+    """Return ``z = (D - mean(null)) / sd(null)`` (``ddof=1``) and ``p = (k + 1) / (len(null) + 1)``.
+
+    ``k`` counts the null values ``>= D``; ``z`` is NaN when the null has no spread.
+    """
+    spread = null.std(ddof=1)
+    z = (value - null.mean()) / spread if spread > 0 else np.nan
+    return float(z), float((np.sum(null >= value) + 1) / (null.size + 1))
+
+
+def score_perturbations(
+    adata: ad.AnnData,
+    *,
+    embedding: str,
+    perturbation_key: str,
+    control: str,
+    metrics: Sequence[str] = ("edistance", "cosine_edistance", "wasserstein"),
+    n_null: int = 1000,
+    null_size: int | None = None,
+    reference: Reference = "all",
+    seed: int = 0,
+    min_cells: int = 20,
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Distance of every perturbation to the control cells, with z-scores and p-values.
+
+    See the module docstring for the estimators, the null and the formulas.
+
+    Parameters
+    ----------
+    adata
+        Screen with an embedding in ``obsm[embedding]``.
+    embedding
+        ``obsm`` key of the embedding (e.g. ``"X_pca"``); rows are L2-normalised first.
+    perturbation_key
+        ``obs`` column with the perturbation labels.
+    control
+        Label of the control cells.
+    metrics
+        Any of ``"edistance"``, ``"cosine_edistance"``, ``"wasserstein"``.
+    n_null
+        Null draws per group size (Wasserstein: at most ``WASSERSTEIN_MAX_NULL``).
+    null_size
+        One fixed null group size for all perturbations (the paper: 300); ``None`` calibrates
+        the null to each group's size.
+    reference
+        ``"all"`` (all control cells) or ``"matched"`` (one random size-matched control sample).
+    seed
+        Seed of every random draw.
+    min_cells
+        Perturbations with fewer cells are not scored (see :func:`validate_screen`).
+    exclude
+        Labels neither scored nor used as controls.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scored perturbation: ``perturbation, n_cells`` and, for each metric,
+        ``<metric>, <metric>_z, <metric>_pvalue``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown metric or reference, or too few control cells for the null.
+    """
+    if reference not in ("all", "matched"):
+        raise ValueError(f"reference must be 'all' or 'matched', got {reference!r}")
+    for metric in metrics:
+        get_metric(metric)
+    screen = validate_screen(
+        adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
+    )
+    Z = l2_normalize(get_embedding(adata, embedding))
+    table = pd.DataFrame({"perturbation": list(screen.groups), "n_cells": list(screen.sizes)})
+    for metric in metrics:
+        if metric in EDISTANCE_METRICS:
+            values, nulls = _edistance_scores(Z, screen, metric, n_null, null_size, reference, seed)
+        else:
+            n_null_wasserstein = min(n_null, WASSERSTEIN_MAX_NULL)
+            values, nulls = _wasserstein_scores(Z, screen, n_null_wasserstein, null_size, reference, seed)
+        scores = [z_and_pvalue(value, null) for value, null in zip(values, nulls, strict=True)]
+        table[metric] = values
+        table[f"{metric}_z"] = [z for z, _ in scores]
+        table[f"{metric}_pvalue"] = [p for _, p in scores]
+    return table
+
+
+def _null_sizes(screen: Screen, null_size: int | None, largest: int) -> list[int]:
+    """Null group size of each scored perturbation (bucketed, or ``null_size``), at most ``largest``."""
+    if null_size is not None:
+        return [null_size] * len(screen.groups)
+    return [min(size_bucket(n), largest) for n in screen.sizes]
+
+
+def _edistance_scores(
+    Z: np.ndarray, screen: Screen, metric: str, n_null: int, null_size: int | None, reference: Reference, seed: int
+) -> tuple[list[float], list[np.ndarray]]:
+    """E-distance (or cosine E-distance) of every scored group, and the null for its size."""
+    control_Z = Z[screen.control_mask]
+    n_control = screen.n_control
+    if reference == "all":
+        largest = null_size or max(screen.sizes)
+        screen.require_controls(largest + 2, f"a null group of {largest} cells vs the other controls")
+        scored = screen.scored_mask()
+        sums = group_distance_sums(Z[scored], screen.labels[scored], screen.control, metric=metric)
+        values = sums.edistance().reindex(list(screen.groups)).tolist()
+        sizes = _null_sizes(screen, null_size, n_control - 2)
+    else:
+        largest = null_size or max(screen.sizes)
+        screen.require_controls(max(screen.sizes), f"a control sample matching {max(screen.sizes)} perturbed cells")
+        screen.require_controls(2 * largest, f"the matched null (two disjoint control groups of {largest} cells)")
+        values = []
+        for index, group in enumerate(screen.groups):
+            X = Z[screen.group_mask(group)]
+            draw = np.random.default_rng([seed, MATCHED_STREAM, index]).choice(n_control, X.shape[0], replace=False)
+            values.append(get_metric(metric)(X, control_Z[draw]))
+        sizes = _null_sizes(screen, null_size, n_control // 2)
+
+    control_null = ControlNull(control_Z, metric=metric)
+    against = "rest" if reference == "all" else "subset"
+    nulls = {
+        size: control_null.sample(size, n_null, np.random.default_rng([seed, NULL_STREAM, size]), against=against)
+        for size in sorted(set(sizes))
+    }
+    return values, [nulls[size] for size in sizes]
+
+
+def _wasserstein_scores(
+    Z: np.ndarray, screen: Screen, n_null: int, null_size: int | None, reference: Reference, seed: int
+) -> tuple[list[float], list[np.ndarray]]:
+    """Averaged size-matched Wasserstein distance of every scored group, and its null."""
+    control_Z = Z[screen.control_mask]
+    n_control = screen.n_control
+    screen.require_controls(2 * max(null_size or 2, 2), "the Wasserstein null (two disjoint control groups)")
+    n_draws = WASSERSTEIN_DRAWS if reference == "all" else 1
+    values = []
+    for index, group in enumerate(screen.groups):
+        X = Z[screen.group_mask(group)]
+        rng = np.random.default_rng([seed, WASSERSTEIN_STREAM, index])
+        size = min(X.shape[0], n_control // 2)
+        if size < X.shape[0]:
+            X = X[rng.choice(X.shape[0], size, replace=False)]
+        draws = [control_Z[rng.choice(n_control, size, replace=False)] for _ in range(n_draws)]
+        values.append(float(np.mean([wasserstein(X, Y) for Y in draws])))
+
+    sizes = _null_sizes(screen, null_size, n_control // 2)
+    nulls = {size: _wasserstein_null(control_Z, size, n_draws, n_null, seed) for size in sorted(set(sizes))}
+    return values, [nulls[size] for size in sizes]
+
+
+def _wasserstein_null(control_Z: np.ndarray, size: int, n_draws: int, n_null: int, seed: int) -> np.ndarray:
+    """``n_null`` values of ``mean_k W(S, Y_k)``: ``S`` random controls, ``Y_k`` drawn from the other controls."""
+    rng = np.random.default_rng([seed, WASSERSTEIN_NULL_STREAM, size])
+    null = np.empty(n_null)
+    for draw in range(n_null):
+        order = rng.permutation(control_Z.shape[0])
+        subset, rest = control_Z[order[:size]], order[size:]
+        others = [control_Z[rng.choice(rest, size, replace=False)] for _ in range(n_draws)]
+        null[draw] = np.mean([wasserstein(subset, Y) for Y in others])
+    return null
+
+
+def perturbation_distances(
+    adata: ad.AnnData,
+    *,
+    embedding: str,
+    perturbation_key: str,
+    metric: str = "edistance",
+    min_cells: int = 20,
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:
+    """E-distance between every pair of groups (perturbations and control), rows L2-normalised.
+
+    ``E_gh = 2 mean_{i in g, j in h} d - mean_{i != i' in g} d - mean_{j != j' in h} d``, with
+    the diagonal set to 0 (see :func:`cellshift.metrics.pairwise_group_edistance`).
+
+    Parameters
+    ----------
+    adata
+        Screen with an embedding in ``obsm[embedding]``.
+    embedding
+        ``obsm`` key of the embedding.
+    perturbation_key
+        ``obs`` column with the labels.
+    metric
+        ``"edistance"`` or ``"cosine_edistance"``.
+    min_cells
+        Groups with fewer cells are left out.
+    exclude
+        Labels left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Symmetric ``G x G`` matrix indexed by the sorted labels of the groups kept.
+    """
+    if perturbation_key not in adata.obs.columns:
+        raise KeyError(
+            f"perturbation key {perturbation_key!r} is not a column of adata.obs; "
+            f"available columns: {', '.join(map(str, adata.obs.columns))}"
+        )
+    Z = l2_normalize(get_embedding(adata, embedding))
+    labels = adata.obs[perturbation_key].astype(str).to_numpy()
+    counts = pd.Series(labels).value_counts()
+    kept = counts[(counts >= min_cells) & ~counts.index.isin([str(label) for label in exclude])].index
+    mask = np.isin(labels, kept)
+    return pairwise_group_edistance(Z[mask], labels[mask], metric=metric)

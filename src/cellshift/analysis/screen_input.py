@@ -1,0 +1,169 @@
+"""Checks on a perturbation screen before DEGs or distances: labels, control cells, embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Screen:
+    """The cells of a screen, sorted into control, scored groups and groups left out.
+
+    Attributes
+    ----------
+    perturbation_key
+        ``obs`` column holding the perturbation label of each cell.
+    control
+        Label of the control cells.
+    labels
+        Perturbation label of every cell, as strings.
+    control_mask
+        ``True`` for the control cells (excluded labels are never controls).
+    groups
+        Perturbations that are scored (at least ``min_cells`` cells), sorted.
+    sizes
+        Number of cells of each scored perturbation, in the order of ``groups``.
+    too_small
+        Perturbations with fewer than ``min_cells`` cells and their sizes; reported, not scored.
+    excluded
+        Labels the user excluded that occur in the data; neither scored nor used as controls.
+    """
+
+    perturbation_key: str
+    control: str
+    labels: np.ndarray
+    control_mask: np.ndarray
+    groups: tuple[str, ...]
+    sizes: tuple[int, ...]
+    too_small: dict[str, int]
+    excluded: tuple[str, ...]
+
+    @property
+    def n_control(self) -> int:
+        """Number of control cells."""
+        return int(self.control_mask.sum())
+
+    def group_mask(self, group: str) -> np.ndarray:
+        """``True`` for the cells of perturbation ``group``."""
+        return self.labels == group
+
+    def scored_mask(self) -> np.ndarray:
+        """``True`` for the cells of scored perturbations and for the control cells."""
+        return np.isin(self.labels, list(self.groups)) | self.control_mask
+
+    def require_controls(self, needed: int, why: str) -> None:
+        """Raise a ``ValueError`` when there are fewer than ``needed`` control cells.
+
+        Parameters
+        ----------
+        needed
+            Number of control cells required.
+        why
+            What needs them, for the message (e.g. ``"the null for groups of 300 cells"``).
+        """
+        if self.n_control < needed:
+            raise ValueError(
+                f"{why} needs at least {needed} control cells ({self.control!r}), but the screen has "
+                f"{self.n_control}; lower --min-cells/--null-size, or add control cells"
+            )
+
+
+def validate_screen(
+    adata: ad.AnnData,
+    *,
+    perturbation_key: str,
+    control: str,
+    min_cells: int = 20,
+    exclude: Iterable[str] = (),
+) -> Screen:
+    """Check the perturbation labels of a screen and sort its cells into groups.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes; ``adata.obs[perturbation_key]`` labels each cell.
+    perturbation_key
+        ``obs`` column with the perturbation labels.
+    control
+        Label of the control cells (e.g. ``"non-targeting"``).
+    min_cells
+        Perturbations with fewer cells are reported in ``too_small`` and not scored.
+    exclude
+        Labels to leave out entirely (e.g. cells with several guides); neither scored nor used
+        as controls.
+
+    Returns
+    -------
+    Screen
+        Control mask, scored groups and their sizes, groups too small, excluded labels.
+
+    Raises
+    ------
+    KeyError
+        If ``perturbation_key`` is not an ``obs`` column (the message lists the columns).
+    ValueError
+        If ``control`` is absent or excluded (the message lists the most common labels), or
+        there are fewer than 2 control cells.
+    """
+    if perturbation_key not in adata.obs.columns:
+        raise KeyError(
+            f"perturbation key {perturbation_key!r} is not a column of adata.obs; "
+            f"available columns: {', '.join(map(str, adata.obs.columns)) or '(none)'}"
+        )
+    labels = adata.obs[perturbation_key].astype(str).to_numpy()
+    exclude = {str(label) for label in exclude}
+    counts = pd.Series(labels).value_counts()
+    if control not in counts.index or control in exclude:
+        common = ", ".join(f"{label!r} ({n})" for label, n in counts.head(10).items())
+        reason = "is excluded" if control in exclude else f"does not occur in obs[{perturbation_key!r}]"
+        raise ValueError(f"control label {control!r} {reason}; most common labels: {common}")
+
+    control_mask = labels == control
+    if control_mask.sum() < 2:
+        raise ValueError(f"the control {control!r} has {int(control_mask.sum())} cell(s); at least 2 are needed")
+    perturbations = counts.drop([control, *[label for label in exclude if label in counts.index]])
+    kept = perturbations[perturbations >= min_cells].sort_index()
+    small = perturbations[perturbations < min_cells].sort_index()
+    return Screen(
+        perturbation_key=perturbation_key,
+        control=control,
+        labels=labels,
+        control_mask=control_mask,
+        groups=tuple(map(str, kept.index)),
+        sizes=tuple(int(n) for n in kept.to_numpy()),
+        too_small={str(label): int(n) for label, n in small.items()},
+        excluded=tuple(sorted(label for label in exclude if label in counts.index)),
+    )
+
+
+def get_embedding(adata: ad.AnnData, key: str) -> np.ndarray:
+    """Return ``adata.obsm[key]`` as a float64 cells x dimensions array, after checks.
+
+    Raises
+    ------
+    KeyError
+        If ``key`` is not in ``obsm`` (the message lists the available keys).
+    ValueError
+        If the embedding is not 2-D or holds NaN or infinite values (the message says how many
+        cells).
+    """
+    if key not in adata.obsm:
+        raise KeyError(
+            f"embedding {key!r} is not in adata.obsm; available keys: {', '.join(adata.obsm.keys()) or '(none)'}"
+        )
+    values = adata.obsm[key]
+    values = values.toarray() if hasattr(values, "toarray") else np.asarray(values)
+    values = values.astype(np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"embedding {key!r} must be 2-D (cells x dimensions), got shape {values.shape}")
+    bad_cells = ~np.isfinite(values).all(axis=1)
+    if bad_cells.any():
+        raise ValueError(
+            f"embedding {key!r} has NaN or infinite values in {int(bad_cells.sum())} of {values.shape[0]} cells"
+        )
+    return values

@@ -1,0 +1,104 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from cellshift.analysis import perturbation_distances, score_perturbations
+from cellshift.analysis.scoring import size_bucket
+from cellshift.datasets import papalexi2021
+from cellshift.embed import embed_pca
+from cellshift.metrics import cosine_edistance, draw_control_subsets, edistance
+
+KEYS = {"embedding": "X_emb", "perturbation_key": "guide", "control": "ctrl"}
+
+
+def make_screen(seed=0):
+    """60 controls, a shifted group 'A' (20 cells) and an unshifted group 'B' (24 cells)."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(["ctrl"] * 60 + ["A"] * 20 + ["B"] * 24)
+    Z = rng.normal(size=(labels.size, 5)) + 3.0
+    Z[labels == "A", 0] += 3.0
+    adata = ad.AnnData(X=np.zeros((labels.size, 1)), obs=pd.DataFrame({"guide": labels}))
+    adata.obsm["X_emb"] = Z
+    return adata
+
+
+def normalized(adata, label):
+    Z = adata.obsm["X_emb"][adata.obs["guide"].to_numpy() == label]
+    return Z / np.linalg.norm(Z, axis=1, keepdims=True)
+
+
+def test_values_equal_direct_metrics_on_normalised_rows():
+    adata = make_screen()
+    table = score_perturbations(adata, **KEYS, metrics=("edistance", "cosine_edistance"), n_null=50).set_index(
+        "perturbation"
+    )
+    for group in ("A", "B"):
+        X, Y = normalized(adata, group), normalized(adata, "ctrl")
+        assert table.loc[group, "edistance"] == pytest.approx(edistance(X, Y), rel=1e-9)
+        assert table.loc[group, "cosine_edistance"] == pytest.approx(cosine_edistance(X, Y), rel=1e-9)
+    assert table.loc["A", "n_cells"] == 20
+    assert table.loc["A", "edistance_z"] > 5 and table.loc["A", "edistance_pvalue"] == pytest.approx(1 / 51)
+
+
+def test_null_z_and_pvalue_by_hand():
+    adata = make_screen()
+    table = score_perturbations(adata, **KEYS, metrics=("edistance",), n_null=30, seed=3).set_index("perturbation")
+    controls = normalized(adata, "ctrl")
+    size = size_bucket(24)
+    subsets = draw_control_subsets(60, size, 30, np.random.default_rng([3, 0, size]))
+    null = np.array([edistance(controls[s], np.delete(controls, s, axis=0)) for s in subsets])
+    value = table.loc["B", "edistance"]
+    assert table.loc["B", "edistance_z"] == pytest.approx((value - null.mean()) / null.std(ddof=1), rel=1e-8)
+    assert table.loc["B", "edistance_pvalue"] == pytest.approx((np.sum(null >= value) + 1) / 31)
+
+
+def test_matched_reference_and_wasserstein_are_deterministic():
+    adata = make_screen()
+    options = {"metrics": ("edistance", "wasserstein"), "n_null": 20, "reference": "matched", "seed": 1}
+    first = score_perturbations(adata, **KEYS, **options)
+    pd.testing.assert_frame_equal(first, score_perturbations(adata, **KEYS, **options))
+    assert list(first.columns) == [
+        "perturbation", "n_cells", "edistance", "edistance_z", "edistance_pvalue",
+        "wasserstein", "wasserstein_z", "wasserstein_pvalue",
+    ]  # fmt: skip
+    table = first.set_index("perturbation")
+    assert table.loc["A", "wasserstein_z"] > table.loc["B", "wasserstein_z"]
+    assert table.loc["A", "wasserstein_pvalue"] == pytest.approx(1 / 21)
+
+
+def test_too_few_controls_for_the_null():
+    with pytest.raises(ValueError, match="needs at least 80 control cells"):
+        score_perturbations(make_screen(), **KEYS, metrics=("edistance",), reference="matched", null_size=40)
+    with pytest.raises(ValueError, match="unknown metric"):
+        score_perturbations(make_screen(), **KEYS, metrics=("mmd",))
+
+
+def test_perturbation_distances_match_direct_edistance():
+    adata = make_screen()
+    matrix = perturbation_distances(adata, embedding="X_emb", perturbation_key="guide")
+    assert list(matrix.index) == ["A", "B", "ctrl"]
+    assert matrix.loc["A", "B"] == pytest.approx(edistance(normalized(adata, "A"), normalized(adata, "B")))
+    assert matrix.loc["A", "A"] == 0.0
+
+
+def test_papalexi_rankings_are_stable_across_seeds_and_find_strong_targets():
+    adata = papalexi2021()
+    embed_pca(adata, n_comps=50)
+    keys = {"embedding": "X_pca", "perturbation_key": "target_gene", "control": "non-targeting"}
+    correlations = {}
+    for reference, null_size in (("all", None), ("matched", 300)):
+        runs = [
+            score_perturbations(
+                adata, **keys, metrics=("edistance",), n_null=50, reference=reference, null_size=null_size, seed=seed
+            )
+            for seed in (0, 1)
+        ]
+        correlations[reference] = spearmanr(runs[0]["edistance_z"], runs[1]["edistance_z"]).statistic
+        if reference == "all":
+            ranked = runs[0].sort_values("edistance_z", ascending=False)["perturbation"].tolist()
+    print(f"Spearman of E-distance z between seeds 0 and 1: {correlations}")
+    assert correlations["all"] >= 0.95
+    top_third = ranked[: len(ranked) // 3 + 1]
+    assert {"IFNGR1", "IFNGR2", "JAK2", "STAT1"} <= set(top_third)
