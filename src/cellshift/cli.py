@@ -79,6 +79,87 @@ def _medians(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_screen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="screen .h5ad with raw counts")
+    parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
+    parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
+    parser.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells are reported, not scored")
+    parser.add_argument("--exclude", type=_comma_list, default=[], help="labels neither scored nor used as controls")
+    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def _write_csv(frame, path: Path, overwrite: bool) -> None:
+    """Write a table atomically; refuse to replace an existing file unless asked."""
+    import os
+
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_csv(temporary, index=False)
+    os.replace(temporary, path)
+
+
+def _degs(args: argparse.Namespace) -> int:
+    import anndata as ad
+
+    from cellshift.analysis import degs
+
+    adata = ad.read_h5ad(args.input)
+    summary, per_gene = degs(
+        adata,
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        method=args.method,
+        fdr=args.fdr,
+        target_gene_key=args.target_gene_key,
+        layer=args.layer,
+        min_cells=args.min_cells,
+        exclude=args.exclude,
+    )
+    out = Path(args.out)
+    genes_out = out.with_name(f"{out.stem}.genes{out.suffix}")
+    _write_csv(summary, out, args.overwrite)
+    _write_csv(per_gene, genes_out, args.overwrite)
+    print(f"{len(summary)} perturbations, {(summary['n_degs'] == 0).sum()} with 0 DEGs: {out} (per gene: {genes_out})")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import anndata as ad
+    import pandas as pd
+
+    from cellshift.analysis import score_perturbations
+    from cellshift.embed import embed_hvg, embed_pca
+
+    adata = ad.read_h5ad(args.input)
+    key = {"pca": "X_pca", "hvg": "X_hvg"}.get(args.embedding, args.embedding)
+    if args.embedding == "pca":
+        embed_pca(adata, layer=args.layer)
+    elif args.embedding == "hvg":
+        embed_hvg(adata, layer=args.layer)
+    scores = score_perturbations(
+        adata,
+        embedding=key,
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        metrics=args.metrics,
+        n_null=args.n_null,
+        null_size=args.null_size,
+        reference=args.reference,
+        seed=args.seed,
+        min_cells=args.min_cells,
+        exclude=args.exclude,
+    )
+    if args.degs:
+        known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
+        scores = scores.merge(known, on="perturbation", how="left")
+    _write_csv(scores, Path(args.out), args.overwrite)
+    print(f"scored {len(scores)} perturbations on {key} with {', '.join(args.metrics)}: {args.out}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from cellshift.demo import run_demo
 
@@ -110,9 +191,34 @@ def build_parser() -> argparse.ArgumentParser:
     medians.add_argument("--out", required=True, help="gene table to write (.tsv or .tsv.gz)")
     medians.set_defaults(handler=_medians)
 
+    degs_parser = commands.add_parser("degs", help="DEGs and on-target knock-down of each perturbation vs control")
+    _add_screen_options(degs_parser)
+    degs_parser.add_argument("--method", choices=["wilcoxon", "anderson_darling"], default="wilcoxon")
+    degs_parser.add_argument("--fdr", type=float, default=0.05, help="Benjamini-Hochberg FDR threshold")
+    degs_parser.add_argument("--target-gene-key", default=None, help="obs column with the target gene (default: label)")
+    degs_parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    degs_parser.set_defaults(handler=_degs)
+
+    score = commands.add_parser("score", help="distance of each perturbation to control, z-scored against a null")
+    _add_screen_options(score)
+    score.add_argument("--embedding", required=True, help="pca, hvg (computed from counts) or an obsm key")
+    score.add_argument("--metrics", type=_comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
+    score.add_argument("--n-null", type=int, default=1000, help="control draws per null")
+    score.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
+    score.add_argument(
+        "--reference",
+        choices=["all", "matched"],
+        default="all",
+        help="all control cells (default) or the paper's single size-matched sample",
+    )
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--degs", default=None, help="degs.csv from `cellshift degs`, to add n_degs and knockdown")
+    score.add_argument("--layer", default=None, help="layer with raw counts for pca/hvg (default: X)")
+    score.set_defaults(handler=_score)
+
     demo = commands.add_parser("demo", help="run the main job on the bundled real data")
     demo.add_argument("--out", default="results/demo", help="output directory")
-    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--workers", type=int, default=1)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=_demo)
     return parser

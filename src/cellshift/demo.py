@@ -24,7 +24,7 @@ DEMO_CORPORA = {
 }
 
 
-def run_demo(out: Path, *, workers: int = 2, progress: bool = True) -> dict:
+def run_demo(out: Path, *, workers: int = 1, progress: bool = True) -> dict:
     """Run the demo into ``out`` (its previous results are replaced) and return the summary."""
     out.mkdir(parents=True, exist_ok=True)
     paths = bundled_corpora()

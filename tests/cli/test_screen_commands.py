@@ -1,0 +1,71 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellshift import datasets
+from cellshift.cli import main
+
+
+@pytest.fixture(scope="module")
+def small_screen(tmp_path_factory):
+    """Papalexi control cells and three targets (two strong, one weak), 150 cells each at most."""
+    adata = datasets.papalexi2021()
+    rng = np.random.default_rng(0)
+    keep = []
+    for label, n in [("non-targeting", 800), ("STAT1", 150), ("JAK2", 150), ("CAV1", 150)]:
+        cells = np.flatnonzero(adata.obs["target_gene"] == label)
+        keep.extend(rng.choice(cells, size=min(n, len(cells)), replace=False))
+    path = tmp_path_factory.mktemp("screen") / "screen.h5ad"
+    adata[np.sort(keep)].copy().write_h5ad(path)
+    return path
+
+
+def test_degs_then_score_from_the_command_line(tmp_path, small_screen, capsys):
+    screen = ["--perturbation-key", "target_gene", "--control", "non-targeting"]
+    assert main(["degs", str(small_screen), *screen, "--out", str(tmp_path / "degs.csv")]) == 0
+    summary = pd.read_csv(tmp_path / "degs.csv").set_index("perturbation")
+    assert list(summary.columns) == ["n_cells", "n_degs", "knockdown"]
+    assert summary.loc["STAT1", "n_degs"] > summary.loc["CAV1", "n_degs"]
+    assert summary.loc["STAT1", "knockdown"] < 0.6
+    assert (tmp_path / "degs.genes.csv").exists()
+
+    args = [
+        "score",
+        str(small_screen),
+        *screen,
+        "--embedding",
+        "pca",
+        "--metrics",
+        "edistance,cosine_edistance",
+        "--n-null",
+        "30",
+        "--degs",
+        str(tmp_path / "degs.csv"),
+        "--out",
+        str(tmp_path / "scores.csv"),
+    ]
+    assert main(args) == 0
+    scores = pd.read_csv(tmp_path / "scores.csv").set_index("perturbation")
+    for column in ["n_cells", "edistance", "edistance_z", "edistance_pvalue", "cosine_edistance_z", "n_degs"]:
+        assert column in scores.columns
+    assert scores.loc["STAT1", "edistance_z"] > scores.loc["CAV1", "edistance_z"]
+    assert main(args) == 2  # the output exists: never replaced without --overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_screen_errors_name_the_problem(tmp_path, small_screen, capsys):
+    code = main(
+        [
+            "score",
+            str(small_screen),
+            "--perturbation-key",
+            "guide",
+            "--control",
+            "non-targeting",
+            "--embedding",
+            "pca",
+            "--out",
+            str(tmp_path / "s.csv"),
+        ]
+    )
+    assert code == 2 and "guide" in capsys.readouterr().err
