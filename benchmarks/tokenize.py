@@ -34,15 +34,17 @@ shared virtual machine: its ``steal`` time shows how much the host took away; a 
 than 10% of the CPU time that way is repeated, up to three extra times). Cases of <= 20,000 cells
 are run three times, larger ones twice; the table gives the best time (other load only ever adds
 time) and the JSON every run.
-After each case the outputs are checked: a few hundred cells re-encoded cell by cell from the
-file must give exactly cellshift's tokens, and when ``plain`` ran its whole output must equal
-cellshift's. If ``plain`` would take more than ``--plain-limit-min`` minutes (estimated from the
-smaller generated sizes) or has more cells than ``--skip-plain-above``, its time and memory are
-extrapolated linearly from the two largest measured sizes and marked as such.
+
+After each case the outputs are checked (in another subprocess): a few hundred cells re-encoded
+cell by cell from the file must give exactly cellshift's tokens, and when ``plain`` ran its whole
+output must equal cellshift's (so must ``cellshift-w2``'s). If ``plain`` would take more than
+``--plain-limit-min`` minutes (estimated from the smaller generated sizes) or has more cells than
+``--skip-plain-above``, its time and memory are extrapolated linearly from the two largest
+measured sizes and marked as such.
 
 Run
 ---
-``.venv/bin/python benchmarks/tokenize.py`` (all cases; ~30 min on 2 cores, ~5 GB of scratch files),
+``.venv/bin/python benchmarks/tokenize.py`` (all cases; ~15 min on 2 cores, ~5 GB of scratch files),
 ``--quick`` for a smoke test on small generated files, ``--cells 10000,100000,200000`` to choose
 the generated sizes. Results: ``benchmarks/results/tokenize.json`` and ``tokenize.md`` (``--quick``
 writes to ``benchmarks/_work/`` instead, leaving the real results alone).
@@ -399,6 +401,20 @@ def check_case(case: str, methods_run: list[str]) -> dict:
     return report
 
 
+def check_in_subprocess(case: str, methods_run: list[str]) -> dict:
+    """Run :func:`check_case` in its own process, so that the driver stays small.
+
+    A child's ``ru_maxrss`` starts at its parent's RSS (Linux carries it over fork and exec), so
+    a driver that had loaded whole outputs would inflate the ``maxrss`` of later measurements.
+    """
+    command = [sys.executable, str(Path(__file__).resolve()), "--check", case, ",".join(methods_run)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"check of {case} failed:\n{done.stderr[-3000:]}")
+    line = [line for line in done.stdout.splitlines() if line.startswith("CHECK ")][-1]
+    return json.loads(line.removeprefix("CHECK "))
+
+
 # --- driver ------------------------------------------------------------------------------------
 def machine_info() -> dict:
     from importlib.metadata import version
@@ -536,13 +552,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="extrapolate the plain baseline when it is estimated to take longer (minutes)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2,000 and 5,000 generated cells, one run")
     parser.add_argument("--one", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--check", nargs=2, metavar=("CASE", "METHODS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         run_one(*args.one)
         return
+    if args.check:
+        print("CHECK " + json.dumps(check_case(args.check[0], args.check[1].split(","))), flush=True)
+        return
 
     began = time.perf_counter()
-    sizes = [2_000, 5_000] if args.quick else [int(n) for n in args.cells.split(",")]
+    sizes = [2_000, 5_000] if args.quick else sorted({int(n) for n in args.cells.split(",")})
     repeats = (1, 1) if args.quick else (REPEATS_SMALL, REPEATS_LARGE)
     out_json, out_md = ((WORK / "tokenize-quick.json", WORK / "tokenize-quick.md") if args.quick
                         else (RESULTS / "tokenize.json", RESULTS / "tokenize.md"))
@@ -609,7 +629,7 @@ def main(argv: list[str] | None = None) -> None:
             methods_run.append(method)
             if method == "plain" and case.startswith("synthetic_"):
                 plain_points.append((cells, row))
-        report["checks"].append(check_case(case, methods_run))
+        report["checks"].append(check_in_subprocess(case, methods_run))
         print(f"{case}: outputs agree ({report['checks'][-1]})", flush=True)
         for method in methods_run:
             shutil.rmtree(output_dir(case, method), ignore_errors=True)
