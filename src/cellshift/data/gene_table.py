@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellshift._io import atomic_path
 from cellshift.data._tables import FILES
 
 BUNDLED_TABLES = {
@@ -93,11 +94,9 @@ class GeneTable:
         """Write the table as TSV (gzipped when the name ends in ``.gz``), atomically."""
         path = Path(path)
         frame = pd.DataFrame({"token": self.tokens, "token_id": np.arange(len(self)), "median": self.medians})
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        frame.to_csv(
-            temporary, sep="\t", index=False, float_format="%.17g", compression="gzip" if path.suffix == ".gz" else None
-        )
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            compression = "gzip" if path.suffix == ".gz" else None
+            frame.to_csv(temporary, sep="\t", index=False, float_format="%.17g", compression=compression)
         return path
 
     def __len__(self) -> int:

@@ -10,17 +10,16 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import anndata
 
+from cellshift._io import atomic_path, write_text_atomic
 from cellshift.datasets._remote import (
     ChecksumError,
     _file_sha256,
-    _write_text_atomic,
     default_cache_dir,
 )
 
@@ -114,7 +113,7 @@ def cellxgene_census(
     sha256 = _write_h5ad_atomic(adata, h5ad_path)
     # The record is written last: an h5ad without its record is queried again.
     record = {"query": query, "sha256": sha256}
-    _write_text_atomic(record_path, json.dumps(record, indent=2, sort_keys=True))
+    write_text_atomic(record_path, json.dumps(record, indent=2, sort_keys=True))
     return adata
 
 
@@ -140,16 +139,9 @@ def _resolve_census_version(census_api: ModuleType, census_version: str) -> str:
 
 def _write_h5ad_atomic(adata: anndata.AnnData, path: Path) -> str:
     """Write ``adata`` to ``path`` through a temporary file; return the file's SHA-256."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(handle)
-    temp_path = Path(temp_name)
-    try:
-        adata.write_h5ad(temp_path)
-        sha256 = _file_sha256(temp_path)
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        adata.write_h5ad(temporary)
+        sha256 = _file_sha256(temporary)
     return sha256
 
 

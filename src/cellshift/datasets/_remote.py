@@ -25,6 +25,8 @@ from typing import Any, BinaryIO
 import anndata
 from tqdm import tqdm
 
+from cellshift._io import write_text_atomic
+
 Opener = Callable[[str], Any]
 
 CHUNK_SIZE = 1024 * 1024  # read and write 1 MiB at a time: memory use stays bounded
@@ -278,20 +280,8 @@ def _figshare_file_list(article_id: int, folder: Path, opener: Opener | None) ->
     with open_url(url) as response:
         files = json.loads(response.read())
     folder.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(listing, json.dumps(files, indent=2))
+    write_text_atomic(listing, json.dumps(files, indent=2))
     return files
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def _file_sha256(path: Path) -> str:

@@ -1,0 +1,38 @@
+"""Options and helpers shared by several sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def comma_list(text: str) -> list[str]:
+    """Parse ``a,b,c`` into ``["a", "b", "c"]`` (empty items dropped)."""
+    return [item for item in text.split(",") if item]
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Inputs and reading options of the corpus commands (tokenize, medians)."""
+    parser.add_argument("inputs", nargs="+", help="raw-count .h5ad files")
+    parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    parser.add_argument("--gene-key", default=None, help="var column with gene IDs or symbols (default: var index)")
+    parser.add_argument("--species", choices=["human", "mouse"], default=None, help="default: detected from gene IDs")
+    parser.add_argument(
+        "--min-genes",
+        type=int,
+        default=500,
+        help="drop cells expressing fewer genes (default 500, as Zhao et al. 2025; lower it for small panels)",
+    )
+    parser.add_argument("--chunk-size", type=int, default=2048, help="cells read and encoded at a time")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_screen_options(parser: argparse.ArgumentParser) -> None:
+    """Input, labels and output options of the screen commands (degs, score, ...)."""
+    parser.add_argument("input", help="screen .h5ad with raw counts")
+    parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
+    parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
+    parser.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells are reported, not scored")
+    parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither scored nor used as controls")
+    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
