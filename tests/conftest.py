@@ -46,3 +46,22 @@ def make_counts(n_cells=40, genes=None, seed=0, density=0.3):
         obs=pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]),
         var=pd.DataFrame(index=genes),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_corpora(tmp_path_factory, kang_small, pancreas_path):
+    """Two small real corpora (300 Kang PBMCs, 60 mouse pancreas cells), one gene table, 64 tokens per cell."""
+    from cellshift.data.gene_table import GeneTable
+    from cellshift.tokenize import compute_gene_medians, tokenize
+
+    folder = tmp_path_factory.mktemp("corpora")
+    pancreas = ad.read_h5ad(pancreas_path)[:60].copy()
+    pancreas_file = folder / "pancreas60.h5ad"
+    pancreas.write_h5ad(pancreas_file)
+    medians = compute_gene_medians([kang_small, pancreas_file], min_genes=50, progress=False)
+    table = GeneTable.from_medians(medians, name="tiny")
+    paths = []
+    for name, source in (("kang", kang_small), ("pancreas", pancreas_file)):
+        corpus = tokenize(source, folder / name, gene_table=table, max_length=64, min_genes=50, progress=False)
+        paths.append(corpus.path)
+    return paths

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES = (
     "cellshift.cli.tokenize",
+    "cellshift.cli.model",
     "cellshift.cli.screen",
     "cellshift.cli.demo",
 )

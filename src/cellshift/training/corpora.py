@@ -1,0 +1,104 @@
+"""Several tokenised corpora as one training set, with a seeded split of held-out cells."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cellshift._io import write_text_atomic
+from cellshift.data.gene_table import GeneTable
+from cellshift.tokenize import Corpus
+
+SPLIT_FILE = "heldout_cells.json"
+
+
+@dataclass
+class TrainingCells:
+    """Cells of one or more corpora, concatenated in the order given.
+
+    Attributes
+    ----------
+    dataset
+        A ``datasets.Dataset`` over all cells.
+    gene_table
+        The vocabulary shared by every corpus.
+    corpora
+        ``[{"path", "n_cells", "offset"}]``, one per corpus; cell ``i`` of corpus ``c`` is row
+        ``offset + i`` of ``dataset``.
+    """
+
+    dataset: object
+    gene_table: GeneTable
+    corpora: list[dict]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens per cell."""
+        return np.asarray(self.dataset["length"])
+
+
+def open_corpora(paths: list[str | os.PathLike]) -> TrainingCells:
+    """Open corpora written by :func:`cellshift.tokenize.tokenize`; they must share one gene table."""
+    from datasets import concatenate_datasets
+
+    if not paths:
+        raise ValueError("no corpus given; make one with `cellshift tokenize`")
+    opened = [Corpus.open(path) for path in paths]
+    tables = [corpus.gene_table() for corpus in opened]
+    for corpus, table in zip(opened[1:], tables[1:], strict=True):
+        if table.sha256 != tables[0].sha256:
+            raise ValueError(
+                f"{corpus.path} was tokenised with another gene table than {opened[0].path}; tokenise all "
+                "corpora of one model with the same --gene-table"
+            )
+    datasets = [corpus.dataset() for corpus in opened]
+    common = set.intersection(*(set(d.column_names) for d in datasets))
+    datasets = [d.select_columns([c for c in d.column_names if c in common]) for d in datasets]
+    offsets = np.cumsum([0] + [len(d) for d in datasets])
+    corpora = [
+        {"path": str(Path(corpus.path).resolve()), "n_cells": len(d), "offset": int(offset)}
+        for corpus, d, offset in zip(opened, datasets, offsets, strict=False)
+    ]
+    dataset = concatenate_datasets(datasets) if len(datasets) > 1 else datasets[0]
+    return TrainingCells(dataset, tables[0], corpora)
+
+
+def split_heldout(cells: TrainingCells, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows for training and held-out rows: a seeded ``fraction`` of each corpus, at least one cell."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    heldout = []
+    for corpus in cells.corpora:
+        n_heldout = int(round(fraction * corpus["n_cells"]))
+        if fraction > 0:
+            n_heldout = max(n_heldout, 1)
+        heldout.append(corpus["offset"] + np.sort(rng.choice(corpus["n_cells"], n_heldout, replace=False)))
+    heldout_rows = np.concatenate(heldout).astype(np.int64)
+    train_rows = np.setdiff1d(np.arange(len(cells.dataset)), heldout_rows)
+    return train_rows, heldout_rows
+
+
+def save_split(path: Path, cells: TrainingCells, heldout_rows: np.ndarray) -> None:
+    """Record, per corpus, which of its cells were held out of training."""
+    record = []
+    for corpus in cells.corpora:
+        start, stop = corpus["offset"], corpus["offset"] + corpus["n_cells"]
+        mine = heldout_rows[(heldout_rows >= start) & (heldout_rows < stop)] - start
+        record.append({"path": corpus["path"], "n_cells": corpus["n_cells"], "heldout": mine.tolist()})
+    write_text_atomic(path, json.dumps(record))
+
+
+def heldout_rows_of(split_path: Path, corpus_path: str | os.PathLike, n_cells: int) -> np.ndarray | None:
+    """Held-out cells of ``corpus_path`` from a model's split file; ``None`` if it was not a training corpus."""
+    if not split_path.exists():
+        return None
+    resolved = str(Path(corpus_path).resolve())
+    for corpus in json.loads(split_path.read_text()):
+        if corpus["path"] == resolved and corpus["n_cells"] == n_cells:
+            return np.asarray(corpus["heldout"], dtype=np.int64)
+    return None

@@ -1,0 +1,246 @@
+"""Masked-gene evaluation of a pre-trained model on held-out cells (Zhao et al. 2025, appendix A.2).
+
+In every held-out cell, 15% of the genes among its top ``top_genes`` (2,000) ranked genes are
+replaced by ``<mask>``; the model scores every gene of the vocabulary at each masked position.
+Genes still visible in the cell are excluded (a gene occurs once per cell), for the model and the
+baseline alike.
+
+- **hits@k**: the true gene is among the k best-scored genes. Averaged per true gene first, then
+  over genes (macro average), so frequent genes do not dominate.
+- **rank Spearman@K**: the masked positions are filled with the predicted genes; for the cell's
+  true top-K genes, Spearman correlation between their true rank and their rank in the predicted
+  sequence (a gene that does not appear gets rank K); averaged over cells.
+- **frequency baseline**: scores each gene by how often it occurs in the training cells, fills
+  masked positions with the most frequent invisible genes in order. A model that learned
+  nothing about cells scores at or below it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from tqdm.auto import tqdm
+
+from cellshift.training.batches import CellCollator
+from cellshift.training.corpora import SPLIT_FILE, heldout_rows_of, open_corpora
+from cellshift.training.masking import choose_positions, special_token_mask
+
+TRAINING_DIR = "training"  # where cellshift.training.pretraining keeps a run's records
+HITS_AT = (1, 10, 100)
+SPEARMAN_AT = (100, 500, 2000)
+
+
+def gene_frequency(dataset, rows: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Occurrences of every token over the cells ``rows`` of ``dataset``."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for start in range(0, len(rows), 4096):
+        tokens = dataset.select_columns(["input_ids"])[rows[start : start + 4096].tolist()]["input_ids"]
+        counts += np.bincount(np.concatenate([np.asarray(t) for t in tokens]), minlength=vocab_size)
+    return counts
+
+
+@torch.no_grad()
+def evaluate_masked_genes(
+    model,
+    dataset,
+    rows: np.ndarray,
+    frequency: np.ndarray,
+    *,
+    top_genes: int = 2000,
+    mask_probability: float = 0.15,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Evaluate ``model`` and the frequency baseline on cells ``rows`` of ``dataset``.
+
+    Parameters
+    ----------
+    model
+        A :class:`~cellshift.models.CellshiftForMaskedGeneModeling`, on any device.
+    dataset
+        A ``datasets.Dataset`` of tokenised cells (a corpus).
+    rows
+        Held-out cells to evaluate.
+    frequency
+        Occurrences of each token in the training cells (:func:`gene_frequency`).
+    top_genes
+        Only genes among a cell's first ``top_genes`` are masked; also the largest Spearman cut-off.
+    mask_probability
+        Share of those genes masked in each cell (at least one).
+    batch_size, seed, progress
+        Cells per forward pass; seed of the masks; progress bar.
+
+    Returns
+    -------
+    One row per method (``model``, ``frequency``) with columns ``hits@1``, ``hits@10``,
+    ``hits@100``, ``spearman@100``, ``spearman@500``, ``spearman@2000``, ``n_cells``,
+    ``n_masked`` and ``n_genes`` (distinct masked genes).
+    """
+    config = model.config
+    device = next(model.parameters()).device
+    model.eval()
+    collate = CellCollator(
+        config.pad_token_id,
+        max_length=config.max_position_embeddings - (1 if config.species else 0),
+        species=config.species,
+        with_values=config.use_values,
+    )
+    data = dataset.select_columns(collate.columns())
+    not_gene = torch.zeros(config.vocab_size, dtype=torch.bool)
+    not_gene[config.special_token_ids] = True
+    baseline_scores = torch.log1p(torch.as_tensor(frequency, dtype=torch.float32)).masked_fill(not_gene, -torch.inf)
+    generator = torch.Generator().manual_seed(seed)
+    hits = {"model": defaultdict(list), "frequency": defaultdict(list)}
+    spearman = {"model": defaultdict(list), "frequency": defaultdict(list)}
+    n_masked = 0
+    for start in tqdm(range(0, len(rows), batch_size), desc="evaluating", disable=not progress):
+        batch = collate(data, rows[start : start + batch_size])
+        genes = ~special_token_mask(batch.input_ids, config.special_token_ids) & batch.attention_mask.bool()
+        within_top = genes.cumsum(dim=1) <= top_genes
+        chosen = choose_positions(genes & within_top, mask_probability, generator, exact=True)
+        masked_ids = batch.input_ids.masked_fill(chosen, config.mask_token_id)
+        values = batch.values
+        logits = model(
+            masked_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),
+            values=None if values is None else values.to(device),
+            species_ids=None if batch.species_ids is None else batch.species_ids.to(device),
+            labels=torch.where(chosen, batch.input_ids, -100).to(device),
+            value_labels=None if values is None else values.to(device),
+        ).gene_logits
+        logits = logits.float().cpu()
+        cell_of_row = torch.nonzero(chosen)[:, 0]  # logits rows are the masked positions, row-major
+        for i in range(len(batch.input_ids)):
+            positions = torch.nonzero(chosen[i]).flatten()
+            if len(positions) == 0:
+                continue
+            n_masked += len(positions)
+            tokens = batch.input_ids[i][genes[i]]
+            visible = batch.input_ids[i][genes[i] & ~chosen[i]]
+            excluded = not_gene.clone()
+            excluded[visible] = True
+            truth = batch.input_ids[i, positions]
+            model_scores = logits[cell_of_row == i].masked_fill(excluded, -torch.inf)
+            base_row = baseline_scores.masked_fill(excluded, -torch.inf)
+            base_scores = base_row.expand(len(positions), -1)
+            for method, scores in (("model", model_scores), ("frequency", base_scores)):
+                true_scores = scores.gather(1, truth[:, None])
+                ranks = (scores > true_scores).sum(dim=1)
+                for gene, rank in zip(truth.tolist(), ranks.tolist(), strict=True):
+                    hits[method][gene].append(rank)
+            n_tokens = int(genes[i].sum())
+            filled_model = batch.input_ids[i].clone()
+            filled_model[positions] = model_scores.argmax(dim=1)
+            filled_base = batch.input_ids[i].clone()
+            filled_base[positions] = torch.topk(base_row, len(positions)).indices
+            for method, filled in (("model", filled_model), ("frequency", filled_base)):
+                predicted = filled[genes[i]].numpy()
+                for cutoff in SPEARMAN_AT:
+                    k = min(cutoff, n_tokens)
+                    if k >= 3:
+                        spearman[method][cutoff].append(_rank_spearman(tokens[:k].numpy(), predicted, k))
+    rows_out = []
+    for method in ("model", "frequency"):
+        per_gene = {gene: np.asarray(ranks) for gene, ranks in hits[method].items()}
+        row = {"method": method}
+        for k in HITS_AT:
+            row[f"hits@{k}"] = float(np.mean([np.mean(r < k) for r in per_gene.values()])) if per_gene else np.nan
+        for cutoff in SPEARMAN_AT:
+            values_at = spearman[method][cutoff]
+            row[f"spearman@{cutoff}"] = float(np.nanmean(values_at)) if values_at else np.nan
+        row.update(n_cells=len(rows), n_masked=n_masked, n_genes=len(per_gene))
+        rows_out.append(row)
+    return pd.DataFrame(rows_out).set_index("method")
+
+
+def _rank_spearman(true_top: np.ndarray, predicted: np.ndarray, k: int) -> float:
+    """Spearman correlation of the true ranks 0..k-1 and the ranks of those genes in ``predicted``."""
+    first_position = {}
+    for position, gene in enumerate(predicted.tolist()):
+        first_position.setdefault(gene, position)
+    predicted_ranks = np.array([min(first_position.get(gene, k), k) for gene in true_top.tolist()])
+    if np.all(predicted_ranks == predicted_ranks[0]):
+        return float("nan")
+    return float(stats.spearmanr(np.arange(k), predicted_ranks).statistic)
+
+
+def evaluate_model_dir(
+    model_dir: str | os.PathLike,
+    corpus: str | os.PathLike,
+    *,
+    max_cells: int | None = 500,
+    top_genes: int = 2000,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Evaluate a saved model on a corpus: :func:`evaluate_masked_genes` with the right cells.
+
+    If the model was pre-trained on ``corpus``, its held-out cells are evaluated and the
+    baseline's frequencies come from the corpus's training cells; otherwise all its cells are
+    evaluated and the frequencies come from the model's training corpora. At most ``max_cells``
+    cells (a seeded random subset) are evaluated.
+    """
+    from accelerate import PartialState
+
+    from cellshift.models import CellshiftForMaskedGeneModeling
+
+    model_dir = Path(model_dir)
+    model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
+    cells = open_corpora([corpus])
+    if model.gene_table is None or model.gene_table.sha256 != cells.gene_table.sha256:
+        raise ValueError(
+            f"{corpus} was not tokenised with the model's gene table; tokenise it with "
+            f"`cellshift tokenize ... --gene-table {model_dir / 'gene_table.tsv.gz'}`"
+        )
+    split_file = model_dir / TRAINING_DIR / SPLIT_FILE
+    n_cells = cells.corpora[0]["n_cells"]
+    heldout = heldout_rows_of(split_file, corpus, n_cells)
+    vocab_size = model.config.vocab_size
+    if heldout is not None:
+        rows = heldout
+        frequency = gene_frequency(cells.dataset, np.setdiff1d(np.arange(n_cells), heldout), vocab_size)
+    else:
+        rows = np.arange(n_cells)
+        frequency = _training_frequency(split_file, vocab_size)
+    if max_cells is not None and len(rows) > max_cells:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_cells, replace=False))
+    model.to(PartialState().device)
+    return evaluate_masked_genes(
+        model,
+        cells.dataset,
+        rows,
+        frequency,
+        top_genes=top_genes,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def _training_frequency(split_file: Path, vocab_size: int) -> np.ndarray:
+    """Token counts over the training cells of a model's corpora (those still on disk)."""
+    if not split_file.exists():
+        raise FileNotFoundError(
+            f"{split_file} is missing, so the frequency baseline has no training cells; evaluate on a corpus "
+            "the model was pre-trained on"
+        )
+    frequency = np.zeros(vocab_size, dtype=np.int64)
+    found = 0
+    for corpus in json.loads(split_file.read_text()):
+        if Path(corpus["path"]).exists():
+            cells = open_corpora([corpus["path"]])
+            rows = np.setdiff1d(np.arange(corpus["n_cells"]), corpus["heldout"])
+            frequency += gene_frequency(cells.dataset, rows, vocab_size)
+            found += 1
+    if not found:
+        raise FileNotFoundError("none of the model's training corpora is on disk; the frequency baseline needs one")
+    return frequency
