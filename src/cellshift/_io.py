@@ -34,10 +34,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temp_path = Path(temp_name)
     try:
         yield temp_path
+        os.chmod(temp_path, 0o666 & ~_umask())  # mkstemp makes files private; give them the usual mode
         os.replace(temp_path, path)
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

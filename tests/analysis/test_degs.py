@@ -93,3 +93,16 @@ def test_papalexi_strong_targets_have_many_degs_and_knockdown():
     assert (summary.loc[weak, "n_degs"] <= 5).all()
     assert (summary.loc[["STAT1", "JAK2"], "knockdown"] < 0.6).all()
     assert np.isnan(summary.loc["IFNGR1", "knockdown"])  # IFNGR1 is not among the 299 measured genes
+
+
+def test_log_normalised_input_is_refused_with_the_layer_to_use():
+    adata = make_screen()
+    adata.layers["counts"] = adata.X.copy()
+    adata.X = sparse.csr_matrix(np.log1p(1e4 * adata.X.toarray() / adata.X.toarray().sum(axis=1, keepdims=True)))
+    with pytest.raises(ValueError, match="looks log-normalised") as info:
+        degs(adata, perturbation_key="guide", control="ctrl")
+    assert "layer='counts'" in str(info.value)
+    summary, _ = degs(adata, perturbation_key="guide", control="ctrl", layer="counts")
+    assert summary.set_index("perturbation").loc["STAT1", "n_degs"] >= 2
+    with pytest.raises(KeyError, match="layer 'raw' is not in adata.layers"):
+        degs(adata, perturbation_key="guide", control="ctrl", layer="raw")

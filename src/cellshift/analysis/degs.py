@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import sparse, stats
 
 from cellshift.analysis.screen_input import Screen, validate_screen
-from cellshift.data import detect_id_type, ensembl_to_symbols, symbols_to_ensembl
+from cellshift.data import check_raw_counts, detect_id_type, ensembl_to_symbols, symbols_to_ensembl
 from cellshift.embed import log_normalized
 
 DegMethod = Literal["wilcoxon", "anderson_darling"]
@@ -52,7 +52,7 @@ def degs(
     Parameters
     ----------
     adata
-        Cells x genes with raw counts.
+        Cells x genes with raw counts (checked: scaled or log-normalised values raise a ``ValueError``).
     perturbation_key
         ``obs`` column with the perturbation labels.
     control
@@ -84,6 +84,7 @@ def degs(
     )
     if not screen.groups:
         raise ValueError(f"no perturbation has at least {min_cells} cells; groups too small: {screen.too_small}")
+    _check_counts(adata, layer)
     normalized = log_normalized(adata[screen.scored_mask()], layer=layer)
     labels = screen.labels[screen.scored_mask()]
     normalized.obs["_perturbation"] = pd.Categorical(labels)
@@ -105,6 +106,16 @@ def degs(
         }
     )
     return summary, genes
+
+
+def _check_counts(adata: ad.AnnData, layer: str | None) -> None:
+    """Raise a clear error unless ``X`` (or ``layers[layer]``) holds raw counts."""
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"layer {layer!r} is not in adata.layers; available layers: {list(adata.layers) or '(none)'}")
+    counts = adata.X if layer is None else adata.layers[layer]
+    values = counts.data if sparse.issparse(counts) else np.asarray(counts)
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    check_raw_counts(values, where=where, layers=list(adata.layers))
 
 
 def _wilcoxon(normalized: ad.AnnData, screen: Screen) -> pd.DataFrame:

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "cellshift.cli.tokenize",
     "cellshift.cli.model",
     "cellshift.cli.screen",
+    "cellshift.cli.enrich",
     "cellshift.cli.demo",
 )
 

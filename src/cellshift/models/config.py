@@ -78,6 +78,9 @@ class CellshiftConfig(BertConfig):
         without values the loss is the cross-entropy alone.
     mask_token_id
         ID of the ``<mask>`` token in the vocabulary.
+    cls_eos_tokens
+        Cells start with ``<cls>`` and end with ``<eos>`` (Geneformer V2), as in the corpora the
+        model was trained on; cells embedded later are tokenised the same way.
     special_token_ids
         IDs never masked or sampled as random replacements (padding, mask, cls, eos).
     """
@@ -90,6 +93,7 @@ class CellshiftConfig(BertConfig):
     gene_loss_weight: float = 0.2
     value_loss_weight: float = 0.8
     mask_token_id: int = 1
+    cls_eos_tokens: bool = False
     special_token_ids: list[int] | None = None
     tie_word_embeddings: bool = False
 

@@ -66,7 +66,10 @@ def load_geneformer(
     bert_fields = {key: source_config[key] for key in BertConfig.__dataclass_fields__ if key in source_config}
     bert_fields["tie_word_embeddings"] = False  # cellshift keeps the decoder weights as their own copy
     config = CellshiftConfig(
-        **bert_fields, mask_token_id=table.token_id("<mask>"), special_token_ids=sorted(table.special_tokens.values())
+        **bert_fields,
+        mask_token_id=table.token_id("<mask>"),
+        special_token_ids=sorted(table.special_tokens.values()),
+        cls_eos_tokens={"<cls>", "<eos>"} <= set(table.special_tokens),  # V2 vocabularies and models
     )
     model = CellshiftForMaskedGeneModeling(config)
     model.load_state_dict(_renamed_state(source.state_dict()), strict=True)

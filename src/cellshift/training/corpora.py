@@ -34,6 +34,7 @@ class TrainingCells:
     dataset: object
     gene_table: GeneTable
     corpora: list[dict]
+    cls_eos_tokens: bool = False
 
     @property
     def lengths(self) -> np.ndarray:
@@ -55,6 +56,9 @@ def open_corpora(paths: list[str | os.PathLike]) -> TrainingCells:
                 f"{corpus.path} was tokenised with another gene table than {opened[0].path}; tokenise all "
                 "corpora of one model with the same --gene-table"
             )
+    special = {bool(corpus.metadata["settings"]["special_tokens"]) for corpus in opened}
+    if len(special) > 1:
+        raise ValueError("some corpora were tokenised with --special-tokens and some without; use one setting")
     datasets = [corpus.dataset() for corpus in opened]
     common = set.intersection(*(set(d.column_names) for d in datasets))
     datasets = [d.select_columns([c for c in d.column_names if c in common]) for d in datasets]
@@ -64,7 +68,7 @@ def open_corpora(paths: list[str | os.PathLike]) -> TrainingCells:
         for corpus, d, offset in zip(opened, datasets, offsets, strict=False)
     ]
     dataset = concatenate_datasets(datasets) if len(datasets) > 1 else datasets[0]
-    return TrainingCells(dataset, tables[0], corpora)
+    return TrainingCells(dataset, tables[0], corpora, special.pop())
 
 
 def split_heldout(cells: TrainingCells, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ baseline alike.
 
 - **hits@k**: the true gene is among the k best-scored genes. Averaged per true gene first, then
   over genes (macro average), so frequent genes do not dominate.
-- **rank Spearman@K**: the masked positions are filled with the predicted genes; for the cell's
+- **rank Spearman@K**: the masked positions are filled, in rank order, with the best-scored gene
+  not used yet (a gene occurs once per cell); for the cell's
   true top-K genes, Spearman correlation between their true rank and their rank in the predicted
   sequence (a gene that does not appear gets rank K); averaged over cells.
 - **frequency baseline**: scores each gene by how often it occurs in the training cells, fills
@@ -138,7 +139,7 @@ def evaluate_masked_genes(
                     hits[method][gene].append(rank)
             n_tokens = int(genes[i].sum())
             filled_model = batch.input_ids[i].clone()
-            filled_model[positions] = model_scores.argmax(dim=1)
+            filled_model[positions] = _distinct_best(model_scores)
             filled_base = batch.input_ids[i].clone()
             filled_base[positions] = torch.topk(base_row, len(positions)).indices
             for method, filled in (("model", filled_model), ("frequency", filled_base)):
@@ -159,6 +160,16 @@ def evaluate_masked_genes(
         row.update(n_cells=len(rows), n_masked=n_masked, n_genes=len(per_gene))
         rows_out.append(row)
     return pd.DataFrame(rows_out).set_index("method")
+
+
+def _distinct_best(scores: torch.Tensor) -> torch.Tensor:
+    """Fill masked positions in rank order, each with its best-scored gene not used before (a gene occurs once)."""
+    scores = scores.clone()
+    chosen = torch.empty(len(scores), dtype=torch.long)
+    for row in range(len(scores)):
+        chosen[row] = scores[row].argmax()
+        scores[row + 1 :, chosen[row]] = -torch.inf
+    return chosen
 
 
 def _rank_spearman(true_top: np.ndarray, predicted: np.ndarray, k: int) -> float:

@@ -181,7 +181,7 @@ def pretrain(
         save_split(training_dir / SPLIT_FILE, cells, heldout_rows)
 
     torch.manual_seed(settings.seed)
-    model = _build_model(cells.gene_table, settings, priors)
+    model = _build_model(cells.gene_table, settings, priors, cells.cls_eos_tokens)
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     max_length = min(settings.max_length or model.config.max_position_embeddings, _max_tokens(model.config))
@@ -310,7 +310,7 @@ def _prepare_out(out: Path, training_dir: Path, settings: PretrainSettings, resu
 
 
 def _build_model(
-    table: GeneTable, settings: PretrainSettings, priors: dict[str, pd.DataFrame] | None
+    table: GeneTable, settings: PretrainSettings, priors: dict[str, pd.DataFrame] | None, cls_eos_tokens: bool
 ) -> CellshiftForMaskedGeneModeling:
     """A freshly initialised model for ``table``'s vocabulary, with priors filled in."""
     priors = priors or {}
@@ -320,6 +320,7 @@ def _build_model(
         use_values=settings.use_values,
         species=SPECIES if settings.use_species else None,
         prior_dims={name: frame.shape[1] for name, frame in priors.items()} or None,
+        cls_eos_tokens=cls_eos_tokens,
         **settings.model_options,
     )
     model = CellshiftForMaskedGeneModeling(config)
