@@ -38,3 +38,17 @@ def test_pretrain_reports_bad_input_in_one_line(tmp_path, tiny_corpora, capsys):
     code = main(["pretrain", str(tiny_corpora[0]), "--out", str(tmp_path / "m"), "--priors", "nonsense", "--quiet"])
     assert code == 2
     assert "NAME=PATH" in capsys.readouterr().err
+
+
+def test_embed_cells_with_a_pretrained_model(tmp_path, tiny_corpora, kang_small):
+    import anndata as ad
+
+    model = tmp_path / "model"
+    assert main(["pretrain", str(tiny_corpora[0]), "--out", str(model), "--preset", "tiny", "--max-steps", "1"]) == 0
+    out = tmp_path / "embedded.h5ad"
+    assert (
+        main(["embed", str(kang_small), "--method", "model", "--model", str(model), "--out", str(out), "--quiet"]) == 0
+    )
+    embedded = ad.read_h5ad(out)
+    assert embedded.obsm["X_cellshift"].shape == (embedded.n_obs, 32)
+    assert main(["embed", str(kang_small), "--method", "model", "--out", str(tmp_path / "x.h5ad")]) == 2

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "cellshift.cli.tokenize",
     "cellshift.cli.model",
+    "cellshift.cli.embed",
     "cellshift.cli.screen",
     "cellshift.cli.enrich",
     "cellshift.cli.demo",
