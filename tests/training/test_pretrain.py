@@ -100,3 +100,21 @@ def test_corpora_with_different_gene_tables_are_refused(tmp_path, tiny_corpora, 
     other = tokenize(kang_small, tmp_path / "gc30M", max_length=64, min_genes=50, progress=False)
     with pytest.raises(ValueError, match="same --gene-table"):
         pretrain([tiny_corpora[0], other.path], tmp_path / "m", settings(), progress=False)
+
+
+def test_gene_head_starts_from_the_log_frequency_of_genes(tmp_path, tiny_corpora):
+    import numpy as np
+
+    from cellshift.training import open_corpora
+
+    pretrain(tiny_corpora, tmp_path / "m", settings(max_steps=1, learning_rate=1e-12), progress=False)
+    model = CellshiftForMaskedGeneModeling.from_pretrained(tmp_path / "m")
+    split = json.loads((tmp_path / "m" / "training" / "heldout_cells.json").read_text())
+    cells = open_corpora(tiny_corpora)
+    counts = np.zeros(model.config.vocab_size)
+    for corpus, record in zip(cells.corpora, split, strict=True):
+        for row in set(range(corpus["n_cells"])) - set(record["heldout"]):
+            np.add.at(counts, np.asarray(cells.dataset[corpus["offset"] + row]["input_ids"]), 1)
+    counts[model.config.special_token_ids] = 0
+    expected = np.log((counts + 1) / (counts.sum() + len(counts)))
+    np.testing.assert_allclose(model.gene_head.decoder.bias.detach().numpy(), expected, rtol=1e-5)

@@ -182,6 +182,8 @@ def pretrain(
 
     torch.manual_seed(settings.seed)
     model = _build_model(cells.gene_table, settings, priors, cells.cls_eos_tokens)
+    if not resume:
+        _start_from_gene_frequencies(model, cells, train_rows, settings.seed)
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     max_length = min(settings.max_length or model.config.max_position_embeddings, _max_tokens(model.config))
@@ -328,6 +330,26 @@ def _build_model(
         model.cellshift.set_prior(name, torch.as_tensor(align_prior(frame, table), dtype=torch.float32))
     model.gene_table = table
     return model
+
+
+def _start_from_gene_frequencies(model, cells, train_rows: np.ndarray, seed: int, max_cells: int = 100_000) -> None:
+    """Set the gene head's output bias to the log-frequency of each gene in (a sample of) the training cells.
+
+    With bias ``b_g = log((n_g + 1) / (N + V))`` an untrained model already ranks genes like the
+    gene-frequency baseline, and training spends its steps on what the context of a cell adds
+    (the usual initialisation of a classifier's bias to the log class priors). Special tokens
+    keep the floor value.
+    """
+    from cellshift.training.evaluation import gene_frequency
+
+    rows = train_rows
+    if len(rows) > max_cells:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_cells, replace=False))
+    counts = gene_frequency(cells.dataset, rows, model.config.vocab_size).astype(np.float64)
+    counts[model.config.special_token_ids] = 0
+    bias = np.log((counts + 1) / (counts.sum() + len(counts)))
+    with torch.no_grad():
+        model.gene_head.decoder.bias.copy_(torch.as_tensor(bias, dtype=model.gene_head.decoder.bias.dtype))
 
 
 def align_prior(frame: pd.DataFrame, table: GeneTable) -> np.ndarray:
