@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "cellshift.cli.embed",
     "cellshift.cli.screen",
     "cellshift.cli.enrich",
+    "cellshift.cli.response",
     "cellshift.cli.demo",
 )
 
