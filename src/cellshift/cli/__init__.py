@@ -14,10 +14,12 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "cellshift.cli.tokenize",
     "cellshift.cli.model",
+    "cellshift.cli.finetune",
     "cellshift.cli.embed",
     "cellshift.cli.screen",
     "cellshift.cli.enrich",
     "cellshift.cli.response",
+    "cellshift.cli.pipeline",
     "cellshift.cli.demo",
 )
 

@@ -1,6 +1,14 @@
-"""Pre-training: masking, length-grouped batches, the training loop, checkpoints (DESIGN §2.3)."""
+"""Pre-training (DESIGN §2.3: masking, length-grouped batches, loop, checkpoints) and contrastive fine-tuning (§2.4)."""
 
 from cellshift.training.batches import CellBatch, CellCollator
+from cellshift.training.contrastive import (
+    FinetuneResult,
+    FinetuneSettings,
+    PairBatch,
+    PairBatches,
+    contrastive_loss,
+    finetune,
+)
 from cellshift.training.corpora import TrainingCells, open_corpora
 from cellshift.training.masking import choose_positions, corrupt
 from cellshift.training.pretraining import PretrainResult, PretrainSettings, align_prior, pretrain
@@ -9,13 +17,19 @@ from cellshift.training.sampler import LengthGroupedBatchSampler
 __all__ = [
     "CellBatch",
     "CellCollator",
+    "FinetuneResult",
+    "FinetuneSettings",
     "LengthGroupedBatchSampler",
+    "PairBatch",
+    "PairBatches",
     "PretrainResult",
     "PretrainSettings",
     "TrainingCells",
     "align_prior",
     "choose_positions",
+    "contrastive_loss",
     "corrupt",
+    "finetune",
     "open_corpora",
     "pretrain",
 ]

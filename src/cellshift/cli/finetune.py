@@ -1,0 +1,122 @@
+"""``cellshift finetune``: contrastive fine-tuning of a pre-trained model on a screen (DESIGN §2.4)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cellshift.cli._common import comma_list
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import anndata as ad
+    import pandas as pd
+
+    from cellshift.analysis import degs, split_perturbations
+    from cellshift.training import FinetuneSettings, finetune
+
+    adata = ad.read_h5ad(args.input)
+    if args.degs:
+        summary = pd.read_csv(args.degs)
+    else:
+        summary, _ = degs(
+            adata,
+            perturbation_key=args.perturbation_key,
+            control=args.control,
+            layer=args.layer,
+            min_cells=args.min_cells,
+            exclude=args.exclude,
+        )
+    split = split_perturbations(
+        adata,
+        degs=summary,
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        min_degs=args.min_degs,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        exclude=args.exclude,
+    )
+    n_controls = len(split.control_train) + len(split.control_validation) + len(split.control_test)
+    print(
+        f"split (>= {args.min_degs} DEGs): train {', '.join(split.train)}; test (held out) {', '.join(split.test)}; "
+        f"{len(split.zero_deg)} with 0 DEGs; {len(split.control_train)} of {n_controls} control cells for training"
+    )
+    settings = FinetuneSettings(
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        margin=args.margin,
+        max_grad_norm=args.max_grad_norm if args.max_grad_norm > 0 else None,
+        max_length=args.max_length,
+        save_every=args.save_every,
+        keep_last=args.keep_last,
+        log_every=args.log_every,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+    )
+    result = finetune(
+        args.model,
+        adata,
+        args.out,
+        perturbation_key=args.perturbation_key,
+        perturbations=split.train,
+        control_cells=split.control_train,
+        settings=settings,
+        layer=args.layer,
+        gene_key=args.gene_key,
+        species=args.species,
+        split=asdict(split),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(
+        f"fine-tuned {result.steps} steps ({result.epochs_completed:.2f} epochs, {result.pairs_seen:,} pairs, "
+        f"{result.seconds:.0f} s): {result.model_dir} (loss log {result.loss_log})"
+    )
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the ``finetune`` sub-command."""
+    parser = commands.add_parser(
+        "finetune",
+        help="contrastive fine-tuning of a pre-trained model on a Perturb-seq screen (Zhao et al. 2025)",
+        description="Splits the screen by perturbation (>= --min-degs DEGs; test perturbations held out), then "
+        "trains on (control, control) similar and (perturbed, control) dissimilar pairs with a margin loss. "
+        "Many GPUs: `accelerate launch -m cellshift finetune ...`.",
+    )
+    parser.add_argument("model", help="pre-trained model directory (`cellshift pretrain`)")
+    parser.add_argument("input", help="screen .h5ad with raw counts")
+    parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
+    parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
+    parser.add_argument("--out", required=True, help="directory of the fine-tuned model")
+    parser.add_argument("--degs", default=None, help="degs.csv from `cellshift degs` (default: computed here)")
+    parser.add_argument("--min-degs", type=int, default=20, help="perturbations with fewer DEGs are not trained on")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of those held out as test")
+    parser.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells get no DEGs")
+    parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither trained on nor controls")
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the perturbed training cells")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    parser.add_argument("--batch-size", type=int, default=16, help="cell pairs per batch")
+    parser.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (constant)")
+    parser.add_argument("--weight-decay", type=float, default=1e-2)
+    parser.add_argument("--margin", type=float, default=20.0, help="margin m of the contrastive loss")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient-norm clipping (0: off)")
+    parser.add_argument("--max-length", type=int, default=None, help="tokens kept per cell (default: model input)")
+    parser.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
+    parser.add_argument("--keep-last", type=int, default=2, help="checkpoints kept")
+    parser.add_argument("--log-every", type=int, default=10, help="write the loss log every N steps")
+    parser.add_argument("--mixed-precision", default="auto", choices=["auto", "bf16", "fp16", "no"])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the pairs and dropout")
+    parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    parser.add_argument("--gene-key", default=None, help="var column with gene IDs or symbols (default: var index)")
+    parser.add_argument("--species", choices=["human", "mouse"], default=None, help="default: detected from genes")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_finetune)

@@ -1,0 +1,83 @@
+"""``cellshift screen``: the whole screen analysis and its HTML report."""
+
+from __future__ import annotations
+
+import argparse
+
+from cellshift.cli._common import comma_list
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(int(item) for item in comma_list(text))
+
+
+def _screen(args: argparse.Namespace) -> int:
+    import anndata as ad
+
+    from cellshift.pipelines.screen import ScreenSettings, pick_cells, run_screen
+
+    adata = ad.read_h5ad(args.input)
+    if args.max_cells_per_group:
+        adata = pick_cells(
+            adata, args.perturbation_key, max_per_group=args.max_cells_per_group, seed=args.seed, always=[args.control]
+        )
+    settings = ScreenSettings(
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        min_cells=args.min_cells,
+        exclude=tuple(args.exclude),
+        baselines=tuple(args.baselines),
+        metrics=tuple(args.metrics),
+        n_null=args.n_null,
+        null_size=args.null_size,
+        min_degs=args.min_degs,
+        gene_sets=tuple(args.gene_sets),
+        top=args.top,
+        permutations=args.permutations,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
+        umap_perturbations=tuple(args.umap),
+        seed=args.seed,
+        layer=args.layer,
+    )
+    result = run_screen(adata, args.out, settings, model=args.model, overwrite=args.overwrite, progress=not args.quiet)
+    metric = settings.metrics[0]
+    for name, table in result.scores.items():
+        top = table.sort_values(f"{metric}_z", ascending=False)["perturbation"].head(5).tolist()
+        print(f"{name:>12}: top by {metric}_z: {', '.join(top)}")
+    print(f"report: {result.report}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the ``screen`` sub-command."""
+    screen = commands.add_parser(
+        "screen",
+        help="whole screen: DEGs, split, fine-tuning, embeddings, distances, enrichment, figures, report.html",
+    )
+    screen.add_argument("input", help="screen .h5ad with raw counts")
+    screen.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
+    screen.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
+    screen.add_argument("--out", required=True, help="run directory")
+    screen.add_argument("--model", default=None, help="pre-trained model directory (cellshift pretrain)")
+    screen.add_argument("--baselines", type=comma_list, default=["pca", "hvg"], help="pca,hvg,scvi-linear,scvi-5l")
+    screen.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
+    screen.add_argument("--n-null", type=int, default=200, help="control draws per null")
+    screen.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
+    screen.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells are reported, not scored")
+    screen.add_argument("--min-degs", type=int, default=20, help="DEGs a perturbation needs for fine-tuning")
+    screen.add_argument("--exclude", type=comma_list, default=[], help="labels neither scored nor used as controls")
+    screen.add_argument("--gene-sets", type=comma_list, default=["essential", "cell_cycle"], help="names or files")
+    screen.add_argument("--top", type=_int_list, default=(3, 5, 10), help="top-n values of the enrichment test")
+    screen.add_argument("--permutations", type=int, default=10_000)
+    screen.add_argument("--finetune-steps", type=int, default=200, help="contrastive fine-tuning steps (0: none)")
+    screen.add_argument("--finetune-lr", type=float, default=1e-5, help="AdamW learning rate (Zhao et al.: 1e-5)")
+    screen.add_argument("--umap", type=comma_list, default=[], help="perturbations shown in the UMAP figure")
+    screen.add_argument(
+        "--max-cells-per-group", type=int, default=None, help="subsample perturbed groups (controls kept whole)"
+    )
+    screen.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    screen.add_argument("--seed", type=int, default=0)
+    screen.add_argument("--overwrite", action="store_true")
+    screen.add_argument("--quiet", action="store_true")
+    screen.set_defaults(handler=_screen)

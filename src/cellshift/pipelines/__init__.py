@@ -1,0 +1,1 @@
+"""End-to-end runs that chain every layer: a whole screen analysis."""

@@ -1,0 +1,75 @@
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellshift.cli import main
+from cellshift.datasets import papalexi2021
+from cellshift.pipelines.screen import ScreenSettings, pick_cells, run_screen
+from cellshift.training import PretrainSettings, pretrain
+
+TARGETS = ["STAT1", "IFNGR2", "CAV1", "ATF2", "non-targeting"]
+
+
+@pytest.fixture(scope="module")
+def screen_slice():
+    adata = papalexi2021()
+    adata = adata[adata.obs["target_gene"].isin(TARGETS)].copy()
+    return pick_cells(adata, "target_gene", max_per_group=80, seed=0, always=["non-targeting"])
+
+
+def test_pick_cells_caps_groups_and_keeps_controls_whole(screen_slice):
+    counts = screen_slice.obs["target_gene"].value_counts()
+    assert counts.drop("non-targeting").max() == 80
+    full = papalexi2021().obs["target_gene"].value_counts()["non-targeting"]
+    assert counts["non-targeting"] == full
+
+
+@pytest.mark.slow
+def test_screen_run_with_a_model_writes_every_output(tmp_path, screen_slice, tiny_corpora):
+    pretrain(
+        tiny_corpora, tmp_path / "model", PretrainSettings(preset="tiny", max_steps=2, batch_size=8), progress=False
+    )
+    settings = ScreenSettings(
+        perturbation_key="target_gene",
+        control="non-targeting",
+        baselines=("pca",),
+        metrics=("edistance",),
+        n_null=20,
+        min_degs=5,
+        finetune_steps=2,
+        finetune_lr=1e-4,
+        permutations=200,
+        top=(1, 2),
+    )
+    result = run_screen(screen_slice, tmp_path / "run", settings, model=tmp_path / "model", progress=False)
+    assert set(result.scores) == {"pca", "pretrained", "finetuned"}
+    for name, table in result.scores.items():
+        assert sorted(table["perturbation"]) == sorted(t for t in TARGETS if t != "non-targeting")
+        assert table["edistance_z"].notna().all()
+        assert (tmp_path / "run" / "scores" / f"{name}.csv").exists()
+    stat1 = result.scores["pca"].set_index("perturbation")
+    assert stat1["edistance_z"].idxmax() in ("STAT1", "IFNGR2")  # the IFN-gamma pathway knock-outs shift most
+    assert (tmp_path / "run" / "finetuned_model" / "config.json").exists()
+    html = result.report.read_text()
+    for title in ("Summary", "Ranked perturbations", "UMAP of perturbed vs control cells"):
+        assert title in html
+    assert not re.search(r"(src|href)=\"http", html)
+    degs = pd.read_csv(tmp_path / "run" / "degs.csv")
+    assert np.array_equal(np.sort(degs["perturbation"]), np.sort(result.scores["pca"]["perturbation"]))
+    with pytest.raises(FileExistsError):
+        run_screen(screen_slice, tmp_path / "run", settings, progress=False)
+
+
+def test_screen_command_without_a_model(tmp_path, screen_slice, capsys):
+    path = tmp_path / "screen.h5ad"
+    screen_slice.write_h5ad(path)
+    args = ["screen", str(path), "--perturbation-key", "target_gene", "--control", "non-targeting"]
+    args += ["--out", str(tmp_path / "run"), "--baselines", "pca", "--metrics", "edistance", "--n-null", "20"]
+    args += ["--permutations", "200", "--top", "1,2", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "pca: top by edistance_z" in printed and "report:" in printed
+    assert (tmp_path / "run" / "report.html").exists()
+    assert main(args) == 2  # an existing run is not replaced without --overwrite
