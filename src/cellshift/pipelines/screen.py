@@ -103,6 +103,7 @@ def run_screen(
     settings: ScreenSettings,
     *,
     model: str | os.PathLike | None = None,
+    notes: dict[str, str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> ScreenResult:
@@ -119,6 +120,8 @@ def run_screen(
     model
         A pre-trained cellshift model directory; its embeddings are added, and it is fine-tuned
         contrastively on the training perturbations when ``settings.finetune_steps > 0``.
+    notes
+        Lines added to the report's summary (e.g. what the model was pre-trained on).
     overwrite, progress
         Replace an existing run; show progress bars.
     """
@@ -184,7 +187,7 @@ def run_screen(
     if enrichment is not None:
         write_csv_atomic(enrichment, out / "enrichment.csv", overwrite=True)
 
-    report = _report(adata, out, s, keys, scores, summary, split, enrichment, seconds)
+    report = _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes or {})
     write_text_atomic(out / "run.json", json.dumps({"settings": asdict(s), "seconds": seconds}, indent=2))
     return ScreenResult(out, report, scores, summary, enrichment, seconds)
 
@@ -279,7 +282,7 @@ def _enrichment(scores: dict[str, pd.DataFrame], summary: pd.DataFrame, s: Scree
     return pd.concat(tables, ignore_index=True)
 
 
-def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds) -> Path:
+def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes) -> Path:
     """Figures and the HTML report."""
     from cellshift.plotting import distance_distributions, enrichment_pvalues, umap_compare_embeddings
     from cellshift.report import build_report, screen_sections
@@ -313,6 +316,7 @@ def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds) ->
         "perturbations with 0 DEGs": n_zero,
         "embeddings": ", ".join(keys),
         "seconds": round(sum(seconds.values()), 1),
+        **notes,
     }
     sections = screen_sections(
         scores,
