@@ -86,6 +86,7 @@ def run_demo(out: Path, *, workers: int = 1, progress: bool = True) -> dict:
         finetune_steps=SCREEN["finetune_steps"],
         finetune_lr=SCREEN["finetune_lr"],
         permutations=SCREEN["permutations"],
+        top=(3, 5),
     )
     note = (
         "The pre-training corpus includes this screen's cells as unlabelled data (masked-gene modelling, no "

@@ -9,7 +9,7 @@ from cellshift.datasets import papalexi2021
 from cellshift.pipelines.screen import ScreenSettings, pick_cells, run_screen
 from cellshift.training import PretrainSettings, pretrain
 
-TARGETS = ["STAT1", "IFNGR2", "CAV1", "ATF2", "non-targeting"]
+TARGETS = ["STAT1", "IFNGR2", "CAV1", "ATF2", "MYC", "IRF1", "JAK2", "non-targeting"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_screen_run_with_a_model_writes_every_output(tmp_path, screen_slice, tin
         assert table["edistance_z"].notna().all()
         assert (tmp_path / "run" / "scores" / f"{name}.csv").exists()
     stat1 = result.scores["pca"].set_index("perturbation")
-    assert stat1["edistance_z"].idxmax() in ("STAT1", "IFNGR2")  # the IFN-gamma pathway knock-outs shift most
+    assert stat1["edistance_z"].idxmax() in ("STAT1", "IFNGR2", "JAK2")  # the IFN-gamma pathway knock-outs shift most
     assert (tmp_path / "run" / "finetuned_model" / "config.json").exists()
     html = result.report.read_text()
     for title in ("Summary", "Ranked perturbations", "UMAP of perturbed vs control cells"):
@@ -67,9 +67,11 @@ def test_screen_command_without_a_model(tmp_path, screen_slice, capsys):
     screen_slice.write_h5ad(path)
     args = ["screen", str(path), "--perturbation-key", "target_gene", "--control", "non-targeting"]
     args += ["--out", str(tmp_path / "run"), "--baselines", "pca", "--metrics", "edistance", "--n-null", "20"]
-    args += ["--permutations", "200", "--top", "1,2", "--quiet"]
+    args += ["--permutations", "200", "--top", "1,2", "--response", "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "pca: top by edistance_z" in printed and "report:" in printed
-    assert (tmp_path / "run" / "report.html").exists()
+    assert "Response prediction of unseen knock-downs" in (tmp_path / "run" / "report.html").read_text()
+    summary = pd.read_csv(tmp_path / "run" / "response" / "summary.csv")
+    assert {"training_mean", "no_change", "pca", "grn"} <= set(summary["method"])
     assert main(args) == 2  # an existing run is not replaced without --overwrite

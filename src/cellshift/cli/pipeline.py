@@ -39,6 +39,7 @@ def _screen(args: argparse.Namespace) -> int:
         umap_perturbations=tuple(args.umap),
         seed=args.seed,
         layer=args.layer,
+        response=args.response,
     )
     result = run_screen(adata, args.out, settings, model=args.model, overwrite=args.overwrite, progress=not args.quiet)
     metric = settings.metrics[0]
@@ -75,6 +76,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     screen.add_argument("--umap", type=comma_list, default=[], help="perturbations shown in the UMAP figure")
     screen.add_argument(
         "--max-cells-per-group", type=int, default=None, help="subsample perturbed groups (controls kept whole)"
+    )
+    screen.add_argument(
+        "--response", action="store_true", help="also benchmark response prediction of unseen knock-downs"
     )
     screen.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     screen.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,9 @@ Steps, each written into the run directory as it finishes:
    size-calibrated control null (``scores/<embedding>.csv``);
 6. 0-DEG enrichment of essential / cell-cycle genes among the top-ranked perturbations
    (``enrichment.csv``);
-7. figures (``figures/*.png``) and one self-contained ``report.html``.
+7. optionally, response prediction of unseen knock-downs from gene embeddings
+   (``response/``, :func:`cellshift.analysis.response.benchmark`);
+8. figures (``figures/*.png``) and one self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class ScreenSettings:
         Seed of everything random.
     layer
         Layer with the raw counts (default: ``X``).
+    response
+        Also benchmark response prediction of unseen knock-downs (issue 5) and add its section.
     """
 
     perturbation_key: str
@@ -83,6 +87,7 @@ class ScreenSettings:
     umap_perturbations: tuple[str, ...] = ()
     seed: int = 0
     layer: str | None = None
+    response: bool = False
 
 
 @dataclass
@@ -187,7 +192,8 @@ def run_screen(
     if enrichment is not None:
         write_csv_atomic(enrichment, out / "enrichment.csv", overwrite=True)
 
-    report = _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes or {})
+    response = _response(adata, out, s, model, seconds) if s.response else None
+    report = _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes or {}, response)
     write_text_atomic(out / "run.json", json.dumps({"settings": asdict(s), "seconds": seconds}, indent=2))
     return ScreenResult(out, report, scores, summary, enrichment, seconds)
 
@@ -282,10 +288,36 @@ def _enrichment(scores: dict[str, pd.DataFrame], summary: pd.DataFrame, s: Scree
     return pd.concat(tables, ignore_index=True)
 
 
-def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes) -> Path:
+def _response(adata, out, s, model, seconds) -> tuple[pd.DataFrame, object]:
+    """Response-prediction benchmark on this screen: summary table and the L2 box plot."""
+    from cellshift.analysis.response import benchmark
+    from cellshift.plotting.response import l2_boxplot
+
+    started = time.perf_counter()
+    embeddings = ("pca", "grn", "family", "random") + (("model",) if model is not None else ())
+    result = benchmark(
+        adata,
+        perturbation_key=s.perturbation_key,
+        control=s.control,
+        min_cells=s.min_cells,
+        layer=s.layer,
+        exclude=s.exclude,
+        embeddings=embeddings,
+        model_dir=model,
+        seed=s.seed,
+    )
+    (out / "response").mkdir(exist_ok=True)
+    write_csv_atomic(result.scores, out / "response" / "scores.csv", overwrite=True)
+    write_csv_atomic(result.summary, out / "response" / "summary.csv", overwrite=True)
+    figure = l2_boxplot(result.scores, path=out / "figures" / "response_l2.png", overwrite=True)
+    seconds["response"] = time.perf_counter() - started
+    return result.summary, figure
+
+
+def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes, response) -> Path:
     """Figures and the HTML report."""
     from cellshift.plotting import distance_distributions, enrichment_pvalues, umap_compare_embeddings
-    from cellshift.report import build_report, screen_sections
+    from cellshift.report import Section, build_report, screen_sections
 
     figures = {}
     metric = s.metrics[0]
@@ -330,6 +362,13 @@ def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, no
         metric=metric,
         min_degs=s.min_degs,
     )
+    if response is not None:
+        table, figure = response
+        text = (
+            "Pseudobulk change of each held-out knock-down predicted from gene embeddings (kNN, 5 splits of the "
+            "perturbations); L2 = norm of predicted minus measured change, lower is better."
+        )
+        sections.insert(-3, Section("Response prediction of unseen knock-downs", text=text, table=table, figure=figure))
     return build_report(sections, title="cellshift screen report", path=out / "report.html", overwrite=True)
 
 
