@@ -75,7 +75,7 @@ def test_embed_rejects_unknown_methods(papalexi300, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["embed", str(papalexi300), "--method", "pca,umap", "--out", str(tmp_path / "x.h5ad")])
     assert "umap" in capsys.readouterr().err and not (tmp_path / "x.h5ad").exists()
-    assert set(METHODS) == {"pca", "hvg", "scvi-linear", "scvi-5l"}
+    assert set(METHODS) == {"model", "pca", "hvg", "scvi-linear", "scvi-5l"}
 
 
 def test_embed_scvi_rejects_log_normalised_input(papalexi300, tmp_path, capsys):
