@@ -122,16 +122,18 @@ def _wilcoxon(normalized: ad.AnnData, screen: Screen) -> pd.DataFrame:
     """Wilcoxon rank-sum tests of every group vs control with scanpy, all genes."""
     import scanpy as sc
 
-    sc.tl.rank_genes_groups(
-        normalized,
-        groupby="_perturbation",
-        groups=list(screen.groups),
-        reference=screen.control,
-        method="wilcoxon",
-        corr_method="benjamini-hochberg",
-        tie_correct=True,
-        n_genes=normalized.n_vars,
-    )
+    with warnings.catch_warnings():  # scanpy fills its result frame column by column (harmless)
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        sc.tl.rank_genes_groups(
+            normalized,
+            groupby="_perturbation",
+            groups=list(screen.groups),
+            reference=screen.control,
+            method="wilcoxon",
+            corr_method="benjamini-hochberg",
+            tie_correct=True,
+            n_genes=normalized.n_vars,
+        )
     table = sc.get.rank_genes_groups_df(normalized, group=list(screen.groups))
     table = table.rename(
         columns={

@@ -110,6 +110,9 @@ class CellshiftPreTrainedModel(PreTrainedModel):
 class CellshiftModel(CellshiftPreTrainedModel):
     """The encoder: fused token inputs, then ``transformers.BertModel`` (no pooler)."""
 
+    # Loading the encoder alone from a checkpoint with heads leaves the heads out, as intended.
+    _keys_to_ignore_on_load_unexpected = [r"^gene_head\.", r"^value_head\."]
+
     def __init__(self, config: CellshiftConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
