@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from cellshift.models import CellshiftModel
+from cellshift.models.loading import load_encoder as load_saved_encoder
 from cellshift.tokenize.in_memory import encode_anndata
 from cellshift.training.batches import CellBatch, CellCollator
 
@@ -20,7 +21,7 @@ def load_encoder(model: str | os.PathLike | CellshiftModel, device: str | torch.
     ``device=None`` takes accelerate's default device (a GPU when one is visible).
     """
     if not isinstance(model, CellshiftModel):
-        model = CellshiftModel.from_pretrained(model)
+        model = load_saved_encoder(model)
     if model.gene_table is None:
         raise ValueError("the model has no gene table, so it cannot tokenise cells; load it from a saved directory")
     if device is None:

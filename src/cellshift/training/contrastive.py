@@ -56,8 +56,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cellshift.models import CellshiftForMaskedGeneModeling, CellshiftModel
-from cellshift.models.modeling import GENE_TABLE_FILE
+from cellshift.models.loading import load_encoder
 from cellshift.models.pooling import cell_embedding
 from cellshift.tokenize.in_memory import encode_anndata
 from cellshift.training.batches import CellCollator
@@ -461,25 +460,6 @@ def finetune(
         pairs_seen,
         time.perf_counter() - started,
     )
-
-
-def load_encoder(model_dir: str | os.PathLike) -> CellshiftModel:
-    """The encoder of a saved cellshift model, with its gene table.
-
-    A pre-trained directory holds a :class:`CellshiftForMaskedGeneModeling` (its ``config.json``
-    names that architecture): it is loaded whole and its encoder kept, so every weight is accounted
-    for; a fine-tuned directory holds the encoder alone.
-    """
-    model_dir = Path(model_dir)
-    architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
-    if CellshiftForMaskedGeneModeling.__name__ in architectures:
-        full = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
-        encoder, encoder.gene_table = full.cellshift, full.gene_table
-    else:
-        encoder = CellshiftModel.from_pretrained(model_dir)
-    if encoder.gene_table is None:
-        raise ValueError(f"{model_dir} has no gene table ({GENE_TABLE_FILE}); it cannot tokenise cells")
-    return encoder
 
 
 def _training_rows(

@@ -1,0 +1,28 @@
+"""Loading the encoder of any saved cellshift model (pre-trained with heads, or fine-tuned)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cellshift.models.modeling import GENE_TABLE_FILE, CellshiftForMaskedGeneModeling, CellshiftModel
+
+
+def load_encoder(model_dir: str | os.PathLike) -> CellshiftModel:
+    """The encoder of a saved cellshift model, with its gene table.
+
+    A pre-trained directory holds a :class:`CellshiftForMaskedGeneModeling` (its ``config.json``
+    names that architecture): it is loaded whole and its encoder kept, so every weight is accounted
+    for; a fine-tuned directory holds the encoder alone.
+    """
+    model_dir = Path(model_dir)
+    architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
+    if CellshiftForMaskedGeneModeling.__name__ in architectures:
+        full = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
+        encoder, encoder.gene_table = full.cellshift, full.gene_table
+    else:
+        encoder = CellshiftModel.from_pretrained(model_dir)
+    if encoder.gene_table is None:
+        raise ValueError(f"{model_dir} has no gene table ({GENE_TABLE_FILE}); it cannot tokenise cells")
+    return encoder
