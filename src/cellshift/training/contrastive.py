@@ -59,9 +59,10 @@ from tqdm.auto import tqdm
 from cellshift.models.loading import load_encoder
 from cellshift.models.pooling import cell_embedding
 from cellshift.tokenize.in_memory import encode_anndata
+from cellshift.training._loop import mixed_precision, save_checkpoint, truncate_log
 from cellshift.training.batches import CellCollator
 from cellshift.training.checkpoints import list_checkpoints, load_checkpoint
-from cellshift.training.pretraining import LOSS_LOG, TRAINING_DIR, _checkpoint, _mixed_precision, _truncate_log
+from cellshift.training.pretraining import LOSS_LOG, TRAINING_DIR
 
 MARGIN = 20.0
 SPLIT_FILE = "split.json"
@@ -348,7 +349,7 @@ def finetune(
         "perturbations": {label: len(rows) for label, rows in perturbed_rows.items()},
         "control_cells": adata.obs_names[control_rows].astype(str).tolist(),
     }
-    accelerator = Accelerator(mixed_precision=_mixed_precision(settings.mixed_precision))
+    accelerator = Accelerator(mixed_precision=mixed_precision(settings.mixed_precision))
     if accelerator.is_main_process:
         record = {"model": str(model_dir.resolve()), **asdict(settings)}
         _prepare_out(out, training_dir, record, cells_record, split, resume, overwrite)
@@ -405,7 +406,7 @@ def finetune(
         )
         step, epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
         if accelerator.is_main_process:
-            _truncate_log(training_dir / LOSS_LOG, step)
+            truncate_log(training_dir / LOSS_LOG, step)
 
     share = slice(accelerator.process_index, None, accelerator.num_processes)
     special_ids = config.special_token_ids or [config.pad_token_id]
@@ -439,7 +440,7 @@ def finetune(
                 bar.set_postfix(loss=f"{np.mean([w[0] for w in window]):.3f}")
                 window = []
             if step % settings.save_every == 0 or step == total_steps:
-                _checkpoint(
+                save_checkpoint(
                     training_dir, step, epoch, batches_done, encoder, optimizer, scheduler, settings, accelerator
                 )
         if batches_done >= len(batches):

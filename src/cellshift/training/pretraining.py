@@ -31,13 +31,11 @@ from tqdm.auto import tqdm
 
 from cellshift.data.gene_table import GeneTable
 from cellshift.models import CellshiftForMaskedGeneModeling, config_from_preset
+from cellshift.training._loop import mixed_precision, save_checkpoint, truncate_log
 from cellshift.training.batches import CellBatch, CellCollator
 from cellshift.training.checkpoints import (
     list_checkpoints,
     load_checkpoint,
-    publish_checkpoint,
-    temporary_checkpoint_dir,
-    write_checkpoint_parts,
 )
 from cellshift.training.corpora import SPLIT_FILE, open_corpora, save_split, split_heldout
 from cellshift.training.masking import choose_positions, corrupt, special_token_mask
@@ -170,7 +168,7 @@ def pretrain(
     settings = settings or PretrainSettings()
     out = Path(out)
     training_dir = out / TRAINING_DIR
-    accelerator = Accelerator(mixed_precision=_mixed_precision(settings.mixed_precision))
+    accelerator = Accelerator(mixed_precision=mixed_precision(settings.mixed_precision))
     if accelerator.is_main_process:
         _prepare_out(out, training_dir, settings, resume, overwrite)
     accelerator.wait_for_everyone()
@@ -222,7 +220,7 @@ def pretrain(
         )
         step, epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
         if accelerator.is_main_process:
-            _truncate_log(training_dir / LOSS_LOG, step)
+            truncate_log(training_dir / LOSS_LOG, step)
 
     gene_token_ids = torch.as_tensor(cells.gene_table.gene_ids)
     special_ids = accelerator.unwrap_model(model).config.special_token_ids
@@ -259,7 +257,9 @@ def pretrain(
                 bar.set_postfix(loss=f"{np.mean([w[0] for w in window]):.3f}")
                 window = []
             if step % settings.save_every == 0 or step == total_steps:
-                _checkpoint(training_dir, step, epoch, batches_done, model, optimizer, scheduler, settings, accelerator)
+                save_checkpoint(
+                    training_dir, step, epoch, batches_done, model, optimizer, scheduler, settings, accelerator
+                )
         if batches_done >= len(epoch_batches):
             epoch, batches_done = epoch + 1, 0
     bar.close()
@@ -278,15 +278,6 @@ def pretrain(
         tokens_seen,
         time.perf_counter() - started,
     )
-
-
-def _mixed_precision(choice: str) -> str:
-    """``auto`` -> bf16 on a CUDA device that supports it, else no mixed precision."""
-    if choice == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    if choice not in ("bf16", "fp16", "no"):
-        raise ValueError(f"mixed_precision must be auto, bf16, fp16 or no, got {choice!r}")
-    return choice
 
 
 def _prepare_out(out: Path, training_dir: Path, settings: PretrainSettings, resume: bool, overwrite: bool) -> None:
@@ -426,29 +417,3 @@ def _log(path: Path, step, epoch, window, scheduler, tokens_seen, started, accel
         if new:
             writer.writerow(LOG_COLUMNS)
         writer.writerow(row)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows written after the checkpoint a run resumes from."""
-    if path.exists():
-        log = pd.read_csv(path)
-        log[log["step"] <= step].to_csv(path, index=False)
-
-
-def _checkpoint(training_dir, step, epoch, batches_done, model, optimizer, scheduler, settings, accelerator) -> None:
-    """Write a checkpoint from every process, then publish it from the main process."""
-    temporary = temporary_checkpoint_dir(training_dir / "checkpoints", step)
-    accelerator.wait_for_everyone()
-    write_checkpoint_parts(
-        temporary,
-        model=accelerator.unwrap_model(model),
-        optimizer=optimizer,
-        scheduler=scheduler,
-        state={"step": step, "epoch": epoch, "batches_done": batches_done},
-        rank=accelerator.process_index,
-        is_main=accelerator.is_main_process,
-    )
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        publish_checkpoint(temporary, settings.keep_last)
-    accelerator.wait_for_everyone()
