@@ -45,3 +45,13 @@ def save_checkpoint(
     if accelerator.is_main_process:
         publish_checkpoint(temporary, settings.keep_last)
     accelerator.wait_for_everyone()
+
+
+def save_final_model(accelerator, model, gene_table, out: Path) -> None:
+    """Save the trained model with its gene table into ``out`` from the main process, all processes in step."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        final.gene_table = gene_table
+        final.save_pretrained(out, overwrite=True)
+    accelerator.wait_for_everyone()

@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 from cellshift.models.loading import load_encoder
 from cellshift.models.pooling import cell_embedding
 from cellshift.tokenize.in_memory import encode_anndata
-from cellshift.training._loop import mixed_precision, save_checkpoint, truncate_log
+from cellshift.training._loop import mixed_precision, save_checkpoint, save_final_model, truncate_log
 from cellshift.training.batches import CellCollator
 from cellshift.training.checkpoints import list_checkpoints, load_checkpoint
 from cellshift.training.pretraining import LOSS_LOG, TRAINING_DIR
@@ -447,12 +447,7 @@ def finetune(
             epoch, batches_done = epoch + 1, 0
     bar.close()
 
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        final = accelerator.unwrap_model(encoder)
-        final.gene_table = table
-        final.save_pretrained(out, overwrite=True)
-    accelerator.wait_for_everyone()
+    save_final_model(accelerator, encoder, table, out)
     return FinetuneResult(
         out,
         training_dir / LOSS_LOG,

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from cellshift.data.gene_table import GeneTable
 from cellshift.models import CellshiftForMaskedGeneModeling, config_from_preset
-from cellshift.training._loop import mixed_precision, save_checkpoint, truncate_log
+from cellshift.training._loop import mixed_precision, save_checkpoint, save_final_model, truncate_log
 from cellshift.training.batches import CellBatch, CellCollator
 from cellshift.training.checkpoints import (
     list_checkpoints,
@@ -264,12 +264,7 @@ def pretrain(
             epoch, batches_done = epoch + 1, 0
     bar.close()
 
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model)
-        final.gene_table = cells.gene_table
-        final.save_pretrained(out, overwrite=True)
-    accelerator.wait_for_everyone()
+    save_final_model(accelerator, model, cells.gene_table, out)
     return PretrainResult(
         out,
         training_dir / LOSS_LOG,
