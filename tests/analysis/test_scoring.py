@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from cellshift.analysis import perturbation_distances, score_perturbations
+from cellshift.analysis import perturbation_distances, score_perturbation_pairs, score_perturbations
 from cellshift.analysis.scoring import size_bucket
 from cellshift.datasets import papalexi2021
 from cellshift.embed import embed_pca
@@ -60,12 +60,57 @@ def test_matched_reference_and_wasserstein_are_deterministic():
     first = score_perturbations(adata, **KEYS, **options)
     pd.testing.assert_frame_equal(first, score_perturbations(adata, **KEYS, **options))
     assert list(first.columns) == [
-        "perturbation", "n_cells", "edistance", "edistance_z", "edistance_pvalue",
-        "wasserstein", "wasserstein_z", "wasserstein_pvalue",
+        "perturbation", "n_cells", "edistance", "edistance_z", "edistance_pvalue", "edistance_null_size",
+        "wasserstein", "wasserstein_z", "wasserstein_pvalue", "wasserstein_null_size",
     ]  # fmt: skip
     table = first.set_index("perturbation")
     assert table.loc["A", "wasserstein_z"] > table.loc["B", "wasserstein_z"]
     assert table.loc["A", "wasserstein_pvalue"] == pytest.approx(1 / 21)
+
+
+def test_returned_null_draws_give_the_z_scores():
+    adata = make_screen()
+    table, nulls = score_perturbations(
+        adata, **KEYS, metrics=("edistance", "wasserstein"), n_null=25, seed=2, return_nulls=True
+    )
+    assert set(nulls.columns) == {"metric", "null_size", "value"}
+    for metric in ("edistance", "wasserstein"):
+        for _, row in table.iterrows():
+            in_null = (nulls["metric"] == metric) & (nulls["null_size"] == row[f"{metric}_null_size"])
+            null = nulls.loc[in_null, "value"].to_numpy()
+            assert null.size == 25
+            expected = (row[metric] - null.mean()) / null.std(ddof=1)
+            assert row[f"{metric}_z"] == pytest.approx(expected, rel=1e-12)
+    assert table.set_index("perturbation").loc["B", "edistance_null_size"] == size_bucket(24)
+
+
+def test_pair_scores_match_direct_edistance_and_a_subset_null_by_hand():
+    labels = np.array(["ctrl"] * 80 + ["A"] * 20 + ["B"] * 30 + ["C"] * 20)
+    rng = np.random.default_rng(4)
+    Z = rng.normal(size=(labels.size, 5)) + 3.0
+    Z[labels == "A", 0] += 3.0
+    adata = ad.AnnData(X=np.zeros((labels.size, 1)), obs=pd.DataFrame({"guide": labels}))
+    adata.obsm["X_emb"] = Z
+    pairs = score_perturbation_pairs(adata, **KEYS, metrics=("edistance", "cosine_edistance"), n_null=30, seed=5)
+    assert list(zip(pairs["perturbation_1"], pairs["perturbation_2"])) == [("A", "B"), ("A", "C"), ("B", "C")]
+    row = pairs.set_index(["perturbation_1", "perturbation_2"]).loc[("A", "B")]
+    assert row["edistance"] == pytest.approx(edistance(normalized(adata, "A"), normalized(adata, "B")), rel=1e-9)
+    assert row["cosine_edistance"] == pytest.approx(
+        cosine_edistance(normalized(adata, "A"), normalized(adata, "B")), rel=1e-9
+    )
+    size = size_bucket(24)  # harmonic mean of 20 and 30
+    drawn = draw_control_subsets(80, 2 * size, 30, np.random.default_rng([5, 4, size]))
+    controls = normalized(adata, "ctrl")
+    null = np.array([edistance(controls[d[:size]], controls[d[size:]]) for d in drawn])
+    assert row["edistance_z"] == pytest.approx((row["edistance"] - null.mean()) / null.std(ddof=1), rel=1e-8)
+    table = pairs.set_index(["perturbation_1", "perturbation_2"])
+    assert table.loc[("B", "C"), "edistance_z"] < table.loc[("A", "B"), "edistance_z"]
+    with pytest.raises(ValueError, match=r"\['D'\] are not scored"):
+        score_perturbation_pairs(adata, **KEYS, perturbations=["A", "D"])
+    with pytest.raises(ValueError, match="at least 2 perturbations"):
+        score_perturbation_pairs(adata, **KEYS, perturbations=["A"])
+    with pytest.raises(ValueError, match="E-distance|edistance"):
+        score_perturbation_pairs(adata, **KEYS, metrics=("wasserstein",))
 
 
 def test_too_few_controls_for_the_null():

@@ -2,7 +2,7 @@
 
 from cellshift.analysis.degs import degs
 from cellshift.analysis.enrichment import load_gene_set, zero_deg_enrichment
-from cellshift.analysis.scoring import perturbation_distances, score_perturbations
+from cellshift.analysis.scoring import perturbation_distances, score_perturbation_pairs, score_perturbations
 from cellshift.analysis.screen_input import Screen, get_embedding, validate_screen
 from cellshift.analysis.split import PerturbationSplit, deg_counts, split_perturbations
 
@@ -14,6 +14,7 @@ __all__ = [
     "get_embedding",
     "load_gene_set",
     "perturbation_distances",
+    "score_perturbation_pairs",
     "score_perturbations",
     "split_perturbations",
     "validate_screen",

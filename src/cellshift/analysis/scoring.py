@@ -38,7 +38,7 @@ WASSERSTEIN_DRAWS = 5
 WASSERSTEIN_MAX_NULL = 100
 EDISTANCE_METRICS = ("edistance", "cosine_edistance")
 # Streams of random numbers, so that different draws never share a generator.
-NULL_STREAM, MATCHED_STREAM, WASSERSTEIN_STREAM, WASSERSTEIN_NULL_STREAM = range(4)
+NULL_STREAM, MATCHED_STREAM, WASSERSTEIN_STREAM, WASSERSTEIN_NULL_STREAM, PAIR_NULL_STREAM = range(5)
 
 
 def l2_normalize(Z: np.ndarray) -> np.ndarray:
@@ -75,7 +75,8 @@ def score_perturbations(
     seed: int = 0,
     min_cells: int = 20,
     exclude: Iterable[str] = (),
-) -> pd.DataFrame:
+    return_nulls: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Distance of every perturbation to the control cells, with z-scores and p-values.
 
     See the module docstring for the estimators, the null and the formulas.
@@ -105,12 +106,17 @@ def score_perturbations(
         Perturbations with fewer cells are not scored (see :func:`validate_screen`).
     exclude
         Labels neither scored nor used as controls.
+    return_nulls
+        Also return the null draws.
 
     Returns
     -------
     pandas.DataFrame
         One row per scored perturbation: ``perturbation, n_cells`` and, for each metric,
-        ``<metric>, <metric>_z, <metric>_pvalue``.
+        ``<metric>, <metric>_z, <metric>_pvalue, <metric>_null_size`` (the size of the control
+        groups of its null).
+    pandas.DataFrame
+        With ``return_nulls``: every null draw, columns ``metric, null_size, value``.
 
     Raises
     ------
@@ -126,16 +132,23 @@ def score_perturbations(
     )
     Z = l2_normalize(get_embedding(adata, embedding))
     table = pd.DataFrame({"perturbation": list(screen.groups), "n_cells": list(screen.sizes)})
+    null_frames = []
     for metric in metrics:
         if metric in EDISTANCE_METRICS:
-            values, nulls = _edistance_scores(Z, screen, metric, n_null, null_size, reference, seed)
+            values, sizes, nulls = _edistance_scores(Z, screen, metric, n_null, null_size, reference, seed)
         else:
             n_null_wasserstein = min(n_null, WASSERSTEIN_MAX_NULL)
-            values, nulls = _wasserstein_scores(Z, screen, n_null_wasserstein, null_size, reference, seed)
-        scores = [z_and_pvalue(value, null) for value, null in zip(values, nulls, strict=True)]
+            values, sizes, nulls = _wasserstein_scores(Z, screen, n_null_wasserstein, null_size, reference, seed)
+        scores = [z_and_pvalue(value, nulls[size]) for value, size in zip(values, sizes, strict=True)]
         table[metric] = values
         table[f"{metric}_z"] = [z for z, _ in scores]
         table[f"{metric}_pvalue"] = [p for _, p in scores]
+        table[f"{metric}_null_size"] = sizes
+        null_frames += [
+            pd.DataFrame({"metric": metric, "null_size": size, "value": null}) for size, null in nulls.items()
+        ]
+    if return_nulls:
+        return table, pd.concat(null_frames, ignore_index=True)
     return table
 
 
@@ -148,8 +161,8 @@ def _null_sizes(screen: Screen, null_size: int | None, largest: int) -> list[int
 
 def _edistance_scores(
     Z: np.ndarray, screen: Screen, metric: str, n_null: int, null_size: int | None, reference: Reference, seed: int
-) -> tuple[list[float], list[np.ndarray]]:
-    """E-distance (or cosine E-distance) of every scored group, and the null for its size."""
+) -> tuple[list[float], list[int], dict[int, np.ndarray]]:
+    """E-distance (or cosine E-distance) of every scored group, its null size, and the null per size."""
     control_Z = Z[screen.control_mask]
     n_control = screen.n_control
     if reference == "all":
@@ -176,13 +189,13 @@ def _edistance_scores(
         size: control_null.sample(size, n_null, np.random.default_rng([seed, NULL_STREAM, size]), against=against)
         for size in sorted(set(sizes))
     }
-    return values, [nulls[size] for size in sizes]
+    return values, sizes, nulls
 
 
 def _wasserstein_scores(
     Z: np.ndarray, screen: Screen, n_null: int, null_size: int | None, reference: Reference, seed: int
-) -> tuple[list[float], list[np.ndarray]]:
-    """Averaged size-matched Wasserstein distance of every scored group, and its null."""
+) -> tuple[list[float], list[int], dict[int, np.ndarray]]:
+    """Averaged size-matched Wasserstein distance of every scored group, its null size, and the null per size."""
     control_Z = Z[screen.control_mask]
     n_control = screen.n_control
     screen.require_controls(2 * max(null_size or 2, 2), "the Wasserstein null (two disjoint control groups)")
@@ -199,7 +212,7 @@ def _wasserstein_scores(
 
     sizes = _null_sizes(screen, null_size, n_control // 2)
     nulls = {size: _wasserstein_null(control_Z, size, n_draws, n_null, seed) for size in sorted(set(sizes))}
-    return values, [nulls[size] for size in sizes]
+    return values, sizes, nulls
 
 
 def _wasserstein_null(control_Z: np.ndarray, size: int, n_draws: int, n_null: int, seed: int) -> np.ndarray:
@@ -259,3 +272,96 @@ def perturbation_distances(
     kept = counts[(counts >= min_cells) & ~counts.index.isin([str(label) for label in exclude])].index
     mask = np.isin(labels, kept)
     return pairwise_group_edistance(Z[mask], labels[mask], metric=metric)
+
+
+def score_perturbation_pairs(
+    adata: ad.AnnData,
+    *,
+    embedding: str,
+    perturbation_key: str,
+    control: str,
+    perturbations: Sequence[str] | None = None,
+    metrics: Sequence[str] = ("edistance", "cosine_edistance"),
+    n_null: int = 200,
+    seed: int = 0,
+    min_cells: int = 20,
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:
+    """E-distance between every pair of perturbations, z-scored against a control null.
+
+    The second half of Figure 5 of Zhao et al. 2025: do the perturbations differ from each
+    other, not only from control? For perturbations ``g`` and ``h`` (rows L2-normalised),
+    ``E_gh = 2 mean_{i in g, j in h} d - mean_{i != i' in g} d - mean_{j != j' in h} d``
+    (:func:`cellshift.metrics.pairwise_group_edistance`). Its null is the E-distance between
+    two disjoint random groups of ``s`` control cells with
+    ``s = size_bucket(2 n_g n_h / (n_g + n_h))``: to first order the spread of the statistic
+    grows with ``1 / n_g + 1 / n_h``, which equals ``2 / s`` at the harmonic mean. ``s`` is at
+    most half the control cells. ``z`` and the p-value are as in :func:`score_perturbations`.
+
+    Parameters
+    ----------
+    adata, embedding, perturbation_key, control, seed, min_cells, exclude
+        As in :func:`score_perturbations`.
+    perturbations
+        The perturbations to compare (e.g. the held-out test perturbations); default: every
+        scored perturbation.
+    metrics
+        ``"edistance"`` and/or ``"cosine_edistance"``.
+    n_null
+        Null draws per control-group size.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unordered pair: ``perturbation_1, perturbation_2, n_cells_1, n_cells_2`` and
+        for each metric ``<metric>, <metric>_z, <metric>_pvalue``.
+
+    Raises
+    ------
+    ValueError
+        For a metric that is not an E-distance, fewer than 2 perturbations, a perturbation that
+        is not scored (unknown, excluded or below ``min_cells``), or too few control cells.
+    """
+    unknown_metrics = [metric for metric in metrics if metric not in EDISTANCE_METRICS]
+    if unknown_metrics:
+        raise ValueError(f"pairs are scored with {', '.join(EDISTANCE_METRICS)} only, got {unknown_metrics}")
+    screen = validate_screen(
+        adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
+    )
+    chosen = list(screen.groups) if perturbations is None else [str(label) for label in perturbations]
+    not_scored = sorted(set(chosen) - set(screen.groups))
+    if not_scored:
+        raise ValueError(
+            f"perturbation(s) {not_scored} are not scored (unknown, excluded or with fewer than {min_cells} cells)"
+        )
+    if len(set(chosen)) < 2:
+        raise ValueError(f"pairs need at least 2 perturbations, got {sorted(set(chosen))}")
+    sizes = dict(zip(screen.groups, screen.sizes, strict=True))
+    largest = screen.n_control // 2
+    Z = l2_normalize(get_embedding(adata, embedding))
+    in_pairs = np.isin(screen.labels, chosen)
+    first, second = np.triu_indices(len(set(chosen)), k=1)
+    table = pd.DataFrame()
+    for metric in metrics:
+        matrix = pairwise_group_edistance(Z[in_pairs], screen.labels[in_pairs], metric=metric)
+        names = matrix.index.to_numpy()
+        if table.empty:
+            table = pd.DataFrame({"perturbation_1": names[first], "perturbation_2": names[second]})
+            table["n_cells_1"] = [sizes[name] for name in table["perturbation_1"]]
+            table["n_cells_2"] = [sizes[name] for name in table["perturbation_2"]]
+            harmonic = 2 * table["n_cells_1"] * table["n_cells_2"] / (table["n_cells_1"] + table["n_cells_2"])
+            null_sizes = [min(size_bucket(int(round(n))), largest) for n in harmonic]
+            screen.require_controls(2 * max(null_sizes), "the pair null (two disjoint control groups)")
+        control_null = ControlNull(Z[screen.control_mask], metric=metric)
+        nulls = {
+            size: control_null.sample(
+                size, n_null, np.random.default_rng([seed, PAIR_NULL_STREAM, size]), against="subset"
+            )
+            for size in sorted(set(null_sizes))
+        }
+        values = matrix.to_numpy()[first, second]
+        scores = [z_and_pvalue(value, nulls[size]) for value, size in zip(values, null_sizes, strict=True)]
+        table[metric] = values
+        table[f"{metric}_z"] = [z for z, _ in scores]
+        table[f"{metric}_pvalue"] = [p for _, p in scores]
+    return table

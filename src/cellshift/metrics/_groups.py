@@ -21,7 +21,9 @@ import torch
 
 from ._edistance import edistance_from_sums
 from ._pairwise import (
-    distance_block,
+    augment_left,
+    augment_right,
+    euclidean_from_augmented,
     pairwise_distance_sums,
     prepare_points,
     row_blocks,
@@ -240,7 +242,8 @@ def pairwise_group_edistance(
 
     Notes
     -----
-    Time ``O(n^2 d)`` for ``n`` cells; memory ``O(chunk_size * n + G^2)`` beyond ``Z``.
+    Euclidean: time ``O(n^2 d)`` for ``n`` cells, memory ``O(chunk_size * n + G^2)`` beyond
+    ``Z``. Cosine: time ``O(n d + G^2 d)`` (see :func:`group_pair_distance_sums`).
     """
     ground = get_edistance_metric(metric).ground_distance
     z = prepare_points(as_points(Z, "Z"), ground, "Z")
@@ -249,15 +252,7 @@ def pairwise_group_edistance(
     check_group_sizes(names, sizes)
 
     group_of = torch.from_numpy(codes).to(z.device)
-    sums = torch.zeros(names.size, names.size, dtype=torch.float64, device=z.device)
-    for start, stop in row_blocks(z.shape[0], rows_per_block(chunk_size, z.shape[0])):
-        block = distance_block(z[start:stop], z, ground)
-        block.diagonal(offset=start).zero_()
-        by_column_group = torch.zeros(stop - start, names.size, dtype=torch.float64, device=z.device).index_add_(
-            1, group_of, block
-        )
-        sums.index_add_(0, group_of[start:stop], by_column_group)
-
+    sums = group_pair_distance_sums(z, group_of, names.size, ground, chunk_size)
     sums_np = sums.cpu().numpy()
     within = np.diag(sums_np)
     values = edistance_from_sums(sums_np, within[:, None], within[None, :], sizes[:, None], sizes[None, :])
@@ -265,3 +260,32 @@ def pairwise_group_edistance(
     np.fill_diagonal(values, 0.0)
     index = pd.Index(names, name="group")
     return pd.DataFrame(values, index=index, columns=index)
+
+
+def group_pair_distance_sums(
+    z: torch.Tensor, group_of: torch.Tensor, n_groups: int, ground: str, chunk_size: int | None
+) -> torch.Tensor:
+    """``S_gh``: sum of distances between the cells of groups ``g`` and ``h`` (``G x G``, float64).
+
+    The diagonal sums over ordered pairs of distinct cells. ``z`` holds prepared points
+    (:func:`prepare_points`), ``group_of`` each cell's group index. Cosine distance on unit
+    rows is linear in each point, so with group sums ``s_g = sum_{i in g} z_i``:
+    ``S_gh = n_g n_h - s_g . s_h`` and ``S_gg = n_g (n_g - 1) - |s_g|^2 + sum_{i in g} |z_i|^2``.
+    """
+    if ground == "cosine":
+        group_sums = torch.zeros(n_groups, z.shape[1], dtype=z.dtype, device=z.device).index_add_(0, group_of, z)
+        sizes = torch.bincount(group_of, minlength=n_groups).to(z.dtype)
+        self_terms = torch.zeros(n_groups, dtype=z.dtype, device=z.device).index_add_(0, group_of, (z * z).sum(1))
+        sums = torch.outer(sizes, sizes) - group_sums @ group_sums.T
+        sums.diagonal().add_(self_terms - sizes)
+        return sums
+    sums = torch.zeros(n_groups, n_groups, dtype=torch.float64, device=z.device)
+    z_augmented = augment_right(z)
+    for start, stop in row_blocks(z.shape[0], rows_per_block(chunk_size, z.shape[0])):
+        block = euclidean_from_augmented(augment_left(z[start:stop]), z_augmented)
+        block.diagonal(offset=start).zero_()
+        by_column_group = torch.zeros(stop - start, n_groups, dtype=torch.float64, device=z.device).index_add_(
+            1, group_of, block
+        )
+        sums.index_add_(0, group_of[start:stop], by_column_group)
+    return sums

