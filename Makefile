@@ -25,7 +25,9 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/tokenize.py
+	$(PY) benchmarks/distances.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -1,3 +1,4 @@
+import json
 import re
 
 import numpy as np
@@ -60,6 +61,32 @@ def test_screen_run_with_a_model_writes_every_output(tmp_path, screen_slice, tin
     assert np.array_equal(np.sort(degs["perturbation"]), np.sort(result.scores["pca"]["perturbation"]))
     with pytest.raises(FileExistsError):
         run_screen(screen_slice, tmp_path / "run", settings, progress=False)
+    for name in result.scores:
+        nulls = pd.read_csv(tmp_path / "run" / "scores" / f"{name}.nulls.csv")
+        assert set(nulls["null_size"]) == set(result.scores[name]["edistance_null_size"])
+        pairs = pd.read_csv(tmp_path / "run" / "scores" / f"{name}.pairs.csv")
+        held_out = set(pairs["perturbation_1"]) | set(pairs["perturbation_2"])
+        split = json.loads((tmp_path / "run" / "split.json").read_text())
+        assert held_out == set(split["test"] + split["zero_deg"] + split["few_degs"])
+        assert not held_out & set(split["train"])
+    for title in (
+        "between perturbations (pairs)",
+        "Normalised distances between held-out perturbations",
+        "Control null",
+    ):
+        assert title in html
+
+    # A fine-tuned model is reused with its split; precomputed embeddings are scored as they are.
+    reused = ScreenSettings(**{**vars(settings), "baselines": (), "embeddings": ("X_pca",)})
+    tuned = tmp_path / "run" / "finetuned_model"
+    again = run_screen(screen_slice, tmp_path / "again", reused, finetuned=tuned, progress=False)
+    assert set(again.scores) == {"X_pca", "finetuned"}
+    pd.testing.assert_frame_equal(again.scores["finetuned"], result.scores["finetuned"])
+    assert json.loads((tmp_path / "again" / "split.json").read_text()) == split
+    with pytest.raises(FileNotFoundError, match="split"):
+        run_screen(screen_slice, tmp_path / "other", reused, finetuned=tmp_path / "model", progress=False)
+    with pytest.raises(KeyError, match="X_missing"):
+        run_screen(screen_slice, tmp_path / "other", ScreenSettings(**{**vars(reused), "embeddings": ("X_missing",)}))
 
 
 def test_screen_command_without_a_model(tmp_path, screen_slice, capsys):

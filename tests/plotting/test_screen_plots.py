@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection, PathCollection
 
-from cellshift.analysis import score_perturbations
-from cellshift.analysis.scoring import l2_normalize
+from cellshift.analysis import score_perturbation_pairs, score_perturbations
+from cellshift.analysis.scoring import l2_normalize, standardised_nulls
 from cellshift.datasets import papalexi2021
 from cellshift.embed import embed_pca
 from cellshift.metrics import control_null_edistance
@@ -14,6 +14,7 @@ from cellshift.plotting import (
     control_null,
     distance_distributions,
     enrichment_pvalues,
+    pair_distance_distributions,
     umap_compare_embeddings,
     umap_perturbed_vs_control,
 )
@@ -195,3 +196,32 @@ def test_control_null_histogram_counts_the_draws_and_strong_knockdowns_lie_beyon
     assert [text.get_text() for text in axis.texts] == list(distance.sort_values(ascending=False).index[:2])
     with pytest.raises(KeyError, match="without a null"):
         control_null({"a": null}, {"b": observed})
+
+
+def test_pair_distance_distributions_show_every_pair_and_the_median(screen, tmp_path):
+    keys = {"embedding": "X_pca", "perturbation_key": "target_gene", "control": "non-targeting"}
+    pairs = {"PCA": score_perturbation_pairs(screen, **keys, metrics=["edistance"], n_null=30)}
+    pairs["PCA, 5 components"] = score_perturbation_pairs(screen, **{**keys, "embedding": "X_pca5"}, n_null=30)
+    figure = pair_distance_distributions(pairs, path=tmp_path / "pairs.png")
+    assert_png(tmp_path / "pairs.png")
+    axis = figure.axes[0]
+    assert points(axis) == [3, 3]  # 3 perturbations: 3 pairs per model
+    bars = [segment[0][1] for c in axis.collections if isinstance(c, LineCollection) for segment in c.get_segments()]
+    np.testing.assert_allclose(bars, [frame["edistance_z"].median() for frame in pairs.values()])
+    # IFNGR1 and STAT1 knock-downs block the same pathway: closer to each other than either is to CD86
+    by_pair = pairs["PCA"].set_index(["perturbation_1", "perturbation_2"])["edistance_z"]
+    assert by_pair[("IFNGR1", "STAT1")] < min(by_pair[("CD86", "IFNGR1")], by_pair[("CD86", "STAT1")])
+    with pytest.raises(KeyError, match="cosine_edistance_z"):
+        pair_distance_distributions(pairs, metric="cosine_edistance")
+
+
+def test_standardised_nulls_have_zero_mean_and_unit_spread_per_size(screen):
+    keys = {"embedding": "X_pca", "perturbation_key": "target_gene", "control": "non-targeting"}
+    _, nulls = score_perturbations(screen, **keys, metrics=["edistance"], n_null=40, null_size=None, return_nulls=True)
+    pooled = standardised_nulls(nulls, "edistance")
+    assert pooled.size == len(nulls)
+    for size in nulls["null_size"].unique():
+        values = pooled[(nulls["null_size"] == size).to_numpy()]
+        assert values.mean() == pytest.approx(0.0, abs=1e-12) and values.std(ddof=1) == pytest.approx(1.0)
+    with pytest.raises(KeyError, match="wasserstein"):
+        standardised_nulls(nulls, "wasserstein")

@@ -152,6 +152,19 @@ def score_perturbations(
     return table
 
 
+def standardised_nulls(nulls: pd.DataFrame, metric: str) -> np.ndarray:
+    """Null draws of ``metric`` as z-scores within their size, ``(v - mean) / sd`` (``ddof=1``), pooled.
+
+    ``nulls`` is the second table of ``score_perturbations(..., return_nulls=True)``. On this
+    scale every perturbation's ``<metric>_z`` can be compared with one pooled null.
+    """
+    rows = nulls[nulls["metric"] == metric]
+    if rows.empty:
+        raise KeyError(f"no null draws of metric {metric!r}; metrics: {sorted(nulls['metric'].unique())}")
+    grouped = rows.groupby("null_size")["value"]
+    return ((rows["value"] - grouped.transform("mean")) / grouped.transform("std")).to_numpy()
+
+
 def _null_sizes(screen: Screen, null_size: int | None, largest: int) -> list[int]:
     """Null group size of each scored perturbation (bucketed, or ``null_size``), at most ``largest``."""
     if null_size is not None:

@@ -74,9 +74,12 @@ def _finetune(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
+    from cellshift.plotting.training import plot_loss_curve
+
+    plot_loss_curve(result.loss_log, result.loss_log.with_suffix(".png"), margin=settings.margin)
     print(
         f"fine-tuned {result.steps} steps ({result.epochs_completed:.2f} epochs, {result.pairs_seen:,} pairs, "
-        f"{result.seconds:.0f} s): {result.model_dir} (loss log {result.loss_log})"
+        f"{result.seconds:.0f} s): {result.model_dir} (loss log {result.loss_log}, curve {result.loss_log.stem}.png)"
     )
     return 0
 

@@ -27,6 +27,7 @@ def _screen(args: argparse.Namespace) -> int:
         min_cells=args.min_cells,
         exclude=tuple(args.exclude),
         baselines=tuple(args.baselines),
+        embeddings=tuple(args.embeddings),
         metrics=tuple(args.metrics),
         n_null=args.n_null,
         null_size=args.null_size,
@@ -41,7 +42,15 @@ def _screen(args: argparse.Namespace) -> int:
         layer=args.layer,
         response=args.response,
     )
-    result = run_screen(adata, args.out, settings, model=args.model, overwrite=args.overwrite, progress=not args.quiet)
+    result = run_screen(
+        adata,
+        args.out,
+        settings,
+        model=args.model,
+        finetuned=args.finetuned,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
     metric = settings.metrics[0]
     for name, table in result.scores.items():
         top = table.sort_values(f"{metric}_z", ascending=False)["perturbation"].head(5).tolist()
@@ -61,7 +70,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     screen.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
     screen.add_argument("--out", required=True, help="run directory")
     screen.add_argument("--model", default=None, help="pre-trained model directory (cellshift pretrain)")
+    screen.add_argument(
+        "--finetuned",
+        default=None,
+        help="model fine-tuned before (cellshift finetune): embedded instead of fine-tuning --model; its split is used",
+    )
     screen.add_argument("--baselines", type=comma_list, default=["pca", "hvg"], help="pca,hvg,scvi-linear,scvi-5l")
+    screen.add_argument(
+        "--embeddings", type=comma_list, default=[], help="obsm keys of embeddings made elsewhere, scored as they are"
+    )
     screen.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
     screen.add_argument("--n-null", type=int, default=200, help="control draws per null")
     screen.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")

@@ -6,10 +6,14 @@ Steps, each written into the run directory as it finishes:
 2. split by perturbation (``split.json``): training perturbations (>= ``min_degs`` DEGs), held-out
    test perturbations, the 0-DEG pool, control cells split by cell;
 3. optional contrastive fine-tuning of a pre-trained model on the training perturbations
-   (``finetuned_model/``);
-4. cell embeddings: baselines (PCA, HVG, scVI) and the models (pre-trained, fine-tuned);
+   (``finetuned_model/``), or a model fine-tuned before (``finetuned=``, whose saved split is
+   then used so that its held-out perturbations stay unseen);
+4. cell embeddings: baselines (PCA, HVG, scVI), embeddings already in ``obsm``
+   (``settings.embeddings``) and the models (pre-trained, fine-tuned);
 5. distances of every perturbation to control per embedding, z-scored against a
-   size-calibrated control null (``scores/<embedding>.csv``);
+   size-calibrated control null (``scores/<embedding>.csv``, null draws in
+   ``scores/<embedding>.nulls.csv``), and between the perturbations held out from fine-tuning
+   (``scores/<embedding>.pairs.csv``; the paper's Figure 5, second half);
 6. 0-DEG enrichment of essential / cell-cycle genes among the top-ranked perturbations
    (``enrichment.csv``);
 7. optionally, response prediction of unseen knock-downs from gene embeddings
@@ -50,6 +54,8 @@ class ScreenSettings:
         neither scored nor used as controls.
     baselines
         Baseline embeddings among ``pca``, ``hvg``, ``scvi-linear``, ``scvi-5l``.
+    embeddings
+        ``obsm`` keys of embeddings computed elsewhere, scored under their key.
     metrics, n_null, null_size
         Distances to compute and the control null (see :func:`cellshift.analysis.score_perturbations`).
     min_degs
@@ -74,6 +80,7 @@ class ScreenSettings:
     min_cells: int = 20
     exclude: tuple[str, ...] = ()
     baselines: tuple[str, ...] = ("pca", "hvg")
+    embeddings: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("edistance", "cosine_edistance", "wasserstein")
     n_null: int = 200
     null_size: int | None = None
@@ -108,6 +115,7 @@ def run_screen(
     settings: ScreenSettings,
     *,
     model: str | os.PathLike | None = None,
+    finetuned: str | os.PathLike | None = None,
     notes: dict[str, str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -125,17 +133,25 @@ def run_screen(
     model
         A pre-trained cellshift model directory; its embeddings are added, and it is fine-tuned
         contrastively on the training perturbations when ``settings.finetune_steps > 0``.
+    finetuned
+        A model fine-tuned before (``cellshift finetune``): embedded as the fine-tuned model
+        instead of fine-tuning ``model``; the split saved with it (``training/split.json``) is
+        used, so its held-out perturbations stay unseen.
     notes
         Lines added to the report's summary (e.g. what the model was pre-trained on).
     overwrite, progress
         Replace an existing run; show progress bars.
     """
     from cellshift.analysis import degs as compute_degs
-    from cellshift.analysis import score_perturbations, validate_screen
+    from cellshift.analysis import score_perturbation_pairs, score_perturbations, validate_screen
     from cellshift.analysis.split import split_perturbations
 
     out = Path(out)
     check_writable(out / "report.html", overwrite, option="--out")
+    saved_split = _finetuned_split(finetuned, adata, settings) if finetuned is not None else None
+    missing = [key for key in settings.embeddings if key not in adata.obsm]
+    if missing:
+        raise KeyError(f"embeddings {missing} are not in adata.obsm; available keys: {list(adata.obsm)}")
     for folder in (out, out / "scores", out / "figures"):
         folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -155,7 +171,7 @@ def run_screen(
     write_csv_atomic(per_gene, out / "degs.genes.csv", overwrite=True)
     seconds["degs"] = time.perf_counter() - started
 
-    split = split_perturbations(
+    split = saved_split or split_perturbations(
         adata,
         degs=summary,
         perturbation_key=s.perturbation_key,
@@ -166,12 +182,15 @@ def run_screen(
     )
     split.save(out / "split.json", overwrite=True)
 
-    keys = _embed_all(adata, out, s, model, split, seconds, progress)
+    keys = _embed_all(adata, out, s, model, finetuned, split, seconds, progress)
 
     scores: dict[str, pd.DataFrame] = {}
+    nulls: dict[str, pd.DataFrame] = {}
+    pairs: dict[str, pd.DataFrame] = {}
+    held_out = _held_out(split, summary, s.min_cells)
     for name, key in keys.items():
         started = time.perf_counter()
-        table = score_perturbations(
+        table, nulls[name] = score_perturbations(
             adata,
             embedding=key,
             perturbation_key=s.perturbation_key,
@@ -182,10 +201,27 @@ def run_screen(
             seed=s.seed,
             min_cells=s.min_cells,
             exclude=s.exclude,
+            return_nulls=True,
         )
         table = table.merge(summary[["perturbation", "n_degs", "knockdown"]], on="perturbation", how="left")
         write_csv_atomic(table, out / "scores" / f"{name}.csv", overwrite=True)
+        write_csv_atomic(nulls[name], out / "scores" / f"{name}.nulls.csv", overwrite=True)
         scores[name] = table
+        pair_metrics = [metric for metric in s.metrics if metric in ("edistance", "cosine_edistance")]
+        if len(held_out) >= 2 and pair_metrics:
+            pairs[name] = score_perturbation_pairs(
+                adata,
+                embedding=key,
+                perturbation_key=s.perturbation_key,
+                control=s.control,
+                perturbations=held_out,
+                metrics=pair_metrics,
+                n_null=s.n_null,
+                seed=s.seed,
+                min_cells=s.min_cells,
+                exclude=s.exclude,
+            )
+            write_csv_atomic(pairs[name], out / "scores" / f"{name}.pairs.csv", overwrite=True)
         seconds[f"score {name}"] = time.perf_counter() - started
 
     enrichment = _enrichment(scores, summary, s)
@@ -193,12 +229,42 @@ def run_screen(
         write_csv_atomic(enrichment, out / "enrichment.csv", overwrite=True)
 
     response = _response(adata, out, s, model, seconds) if s.response else None
-    report = _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes or {}, response)
+    tuned_dir = Path(finetuned) if finetuned is not None else out / "finetuned_model"
+    tables = (scores, nulls, pairs)
+    report = _report(
+        adata, out, s, keys, tables, summary, split, enrichment, seconds, notes or {}, response,
+        tuned_dir if "finetuned" in keys else None,
+    )  # fmt: skip
     write_text_atomic(out / "run.json", json.dumps({"settings": asdict(s), "seconds": seconds}, indent=2))
     return ScreenResult(out, report, scores, summary, enrichment, seconds)
 
 
-def _embed_all(adata, out, s, model, split, seconds, progress) -> dict[str, str]:
+def _finetuned_split(finetuned, adata, s: ScreenSettings):
+    """The split saved with a fine-tuned model, checked against the screen."""
+    from cellshift.analysis.split import PerturbationSplit
+    from cellshift.training.contrastive import SPLIT_FILE
+
+    path = Path(finetuned) / "training" / SPLIT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: without the split saved at fine-tuning the held-out perturbations of {finetuned} are "
+            "unknown; fine-tune with `cellshift finetune` (it saves the split) or let `cellshift screen` fine-tune"
+        )
+    split = PerturbationSplit.load(path)
+    labels = set(adata.obs[s.perturbation_key].astype(str))
+    unknown = sorted(set(split.train + split.test + split.zero_deg) - labels)
+    if unknown:
+        raise ValueError(f"the split of {finetuned} names perturbations {unknown} that are not in this screen")
+    return split
+
+
+def _held_out(split, summary: pd.DataFrame, min_cells: int) -> list[str]:
+    """Perturbations never seen in fine-tuning (test, 0-DEG and few-DEG ones) that are scored."""
+    scored = set(summary.loc[summary["n_cells"] >= min_cells, "perturbation"].astype(str))
+    return sorted(set(split.test + split.zero_deg + split.few_degs) & scored)
+
+
+def _embed_all(adata, out, s, model, finetuned, split, seconds, progress) -> dict[str, str]:
     """Compute every embedding into ``adata.obsm``; return name -> obsm key."""
     from cellshift.embed import embed_hvg, embed_pca
 
@@ -220,15 +286,20 @@ def _embed_all(adata, out, s, model, split, seconds, progress) -> dict[str, str]
         else:
             raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
         seconds[f"embed {name}"] = time.perf_counter() - started
-    if model is None:
-        return keys
+    keys.update({key: key for key in s.embeddings})
     from cellshift.embed.model_cells import embed_model
 
-    started = time.perf_counter()
-    embed_model(adata, model, layer=s.layer, key_added=MODEL_KEYS["pretrained"], progress=progress)
-    keys["pretrained"] = MODEL_KEYS["pretrained"]
-    seconds["embed pretrained"] = time.perf_counter() - started
-    if s.finetune_steps > 0 and split.train:
+    if model is not None:
+        started = time.perf_counter()
+        embed_model(adata, model, layer=s.layer, key_added=MODEL_KEYS["pretrained"], progress=progress)
+        keys["pretrained"] = MODEL_KEYS["pretrained"]
+        seconds["embed pretrained"] = time.perf_counter() - started
+    if finetuned is not None:
+        started = time.perf_counter()
+        embed_model(adata, finetuned, layer=s.layer, key_added=MODEL_KEYS["finetuned"], progress=progress)
+        keys["finetuned"] = MODEL_KEYS["finetuned"]
+        seconds["embed finetuned"] = time.perf_counter() - started
+    elif model is not None and s.finetune_steps > 0 and split.train:
         from cellshift.training import FinetuneSettings, finetune
 
         started = time.perf_counter()
@@ -314,15 +385,43 @@ def _response(adata, out, s, model, seconds) -> tuple[pd.DataFrame, object]:
     return result.summary, figure
 
 
-def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, notes, response) -> Path:
-    """Figures and the HTML report."""
-    from cellshift.plotting import distance_distributions, enrichment_pvalues, umap_compare_embeddings
+def _report(adata, out, s, keys, tables, summary, split, enrichment, seconds, notes, response, tuned_dir) -> Path:
+    """Figures and the HTML report; ``tables`` are the scores, null draws and pair scores per embedding."""
+    from cellshift.analysis.scoring import standardised_nulls
+    from cellshift.plotting import (
+        control_null,
+        distance_distributions,
+        enrichment_pvalues,
+        pair_distance_distributions,
+        umap_compare_embeddings,
+    )
     from cellshift.report import Section, build_report, screen_sections
 
+    scores, nulls, pairs = tables
     figures = {}
     metric = s.metrics[0]
     figures["Normalised distances per embedding"] = distance_distributions(
         scores, metric=metric, degs=summary, path=out / "figures" / "distances.png", overwrite=True
+    )
+    pair_metric = next((m for m in s.metrics if m in ("edistance", "cosine_edistance")), None)
+    if pairs and pair_metric:
+        figures["Normalised distances between held-out perturbations"] = pair_distance_distributions(
+            pairs, metric=pair_metric, path=out / "figures" / "pair_distances.png", overwrite=True
+        )
+    if tuned_dir is not None and (tuned_dir / "training" / "loss.csv").is_file():
+        from cellshift.plotting.training import plot_loss_curve
+
+        settings_file = tuned_dir / "training" / "settings.json"
+        margin = json.loads(settings_file.read_text()).get("margin") if settings_file.is_file() else None
+        figures["Contrastive fine-tuning"] = plot_loss_curve(
+            tuned_dir / "training" / "loss.csv", out / "figures" / "finetune_loss.png", margin=margin
+        )
+    figures["Control null (z-scores of random control groups, pooled over sizes)"] = control_null(
+        {name: standardised_nulls(null, metric) for name, null in nulls.items()},
+        scores,
+        metric=f"{metric}_z",
+        path=out / "figures" / "control_null.png",
+        overwrite=True,
     )
     if enrichment is not None:
         figures["0-DEG enrichment"] = enrichment_pvalues(
@@ -361,6 +460,7 @@ def _report(adata, out, s, keys, scores, summary, split, enrichment, seconds, no
         ranking_model=ranking,
         metric=metric,
         min_degs=s.min_degs,
+        pairs_by_model=pairs,
     )
     if response is not None:
         table, figure = response

@@ -2,7 +2,12 @@
 
 from cellshift.plotting._deg_classes import attach_n_degs, deg_class_labels, deg_classes
 from cellshift.plotting._save import png_bytes, save_png
-from cellshift.plotting.screen import control_null, distance_distributions, enrichment_pvalues
+from cellshift.plotting.screen import (
+    control_null,
+    distance_distributions,
+    enrichment_pvalues,
+    pair_distance_distributions,
+)
 from cellshift.plotting.umap import compute_umap, umap_compare_embeddings, umap_perturbed_vs_control
 
 __all__ = [
@@ -13,6 +18,7 @@ __all__ = [
     "deg_classes",
     "distance_distributions",
     "enrichment_pvalues",
+    "pair_distance_distributions",
     "png_bytes",
     "save_png",
     "umap_compare_embeddings",

@@ -5,6 +5,8 @@
   (Zhao et al. 2025, Figure 5).
 - :func:`enrichment_pvalues`: ``-log10 p`` of the 0-DEG enrichment test vs the top ``n``,
   one line per metric, with the Bonferroni threshold (Figure 6).
+- :func:`pair_distance_distributions`: per model, the normalised distances between pairs of
+  perturbations (Figure 5, second half).
 - :func:`control_null`: histogram of the control null with the observed distances (Figure A6).
 
 The UMAP figures (Figures 2-4) are in :mod:`cellshift.plotting.umap`.
@@ -103,6 +105,52 @@ def distance_distributions(
         ]
         axis.legend(handles=handles, title="perturbations", loc="upper left", fontsize="small")
     axis.set_title(f"Normalised {metric} per model")
+    return finish(figure, path, overwrite)
+
+
+def pair_distance_distributions(
+    pairs_by_model: Mapping[str, pd.DataFrame],
+    *,
+    metric: str = "edistance",
+    seed: int = 0,
+    path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Figure:
+    """Normalised distances between pairs of perturbations, one violin per model.
+
+    Parameters
+    ----------
+    pairs_by_model
+        Model name -> table of :func:`cellshift.analysis.score_perturbation_pairs`
+        (``<metric>_z`` column).
+    metric
+        ``"edistance"`` or ``"cosine_edistance"``.
+    seed, path, overwrite
+        As in :func:`distance_distributions`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (also saved when ``path`` is given).
+    """
+    if not pairs_by_model:
+        raise ValueError("pairs_by_model is empty; give at least one model's pair table")
+    column = f"{metric}_z"
+    for model, pairs in pairs_by_model.items():
+        if column not in pairs.columns:
+            raise KeyError(f"pairs of model {model!r} lack {column!r}; columns: {list(pairs.columns)}")
+    rng = np.random.default_rng([seed, JITTER_STREAM])
+    models = list(pairs_by_model)
+    figure = new_figure(max(4.0, 1.0 + 1.1 * len(models)), 4.2)
+    axis = figure.subplots()
+    for m, model in enumerate(models):
+        _violin(axis, pairs_by_model[model][column].to_numpy(dtype=float), m, 0.8, CLASS_COLORS[1], rng)
+    axis.set_xticks(range(len(models)), models)
+    axis.axhline(0.0, color="black", linewidth=0.6, linestyle=":")
+    n_pairs = len(next(iter(pairs_by_model.values())))
+    axis.set_ylabel(f"normalised {metric} between perturbations")
+    axis.set_xlabel(f"model ({n_pairs} pairs each)")
+    axis.set_title(f"Normalised {metric} between perturbations per model")
     return finish(figure, path, overwrite)
 
 

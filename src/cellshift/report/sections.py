@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 METRICS = ("edistance", "cosine_edistance", "wasserstein")
 MIN_DEGS = 20
+PAIR_POOL = "between perturbations (pairs)"
 PACKAGES = (
     "cellshift",
     "numpy",
@@ -58,6 +59,7 @@ def medians_table(
     pools: Mapping[str, Iterable[str]] | None = None,
     metrics: Sequence[str] | None = None,
     min_degs: int = MIN_DEGS,
+    pairs_by_model: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Median normalised distance ``median(<metric>_z)`` per model, pool of perturbations and metric.
 
@@ -76,12 +78,15 @@ def medians_table(
         Metrics to summarise; default: those of :data:`METRICS` whose ``_z`` column is in every table.
     min_degs
         Lower bound of the strong pool.
+    pairs_by_model
+        Model name -> pair table of :func:`cellshift.analysis.score_perturbation_pairs`: adds a
+        row ``"between perturbations (pairs)"`` per model with the median over pairs.
 
     Returns
     -------
     pandas.DataFrame
         One row per (model, pool): ``model, pool, n_perturbations`` and ``<metric>_z`` medians
-        (NaN z-scores skipped; NaN when a pool is empty).
+        (NaN z-scores skipped; NaN when a pool is empty or a metric has no pair values).
     """
     if not scores_by_model:
         raise ValueError("scores_by_model is empty; give at least one model's scores table")
@@ -97,6 +102,13 @@ def medians_table(
         for pool, members in _pool_masks(table, labels, pools, min_degs).items():
             medians = table.loc[members, columns].median()
             rows.append({"model": model, "pool": pool, "n_perturbations": int(members.sum()), **medians.to_dict()})
+        if pairs_by_model and model in pairs_by_model:
+            pairs = pairs_by_model[model]
+            n_perturbations = len(set(pairs["perturbation_1"]) | set(pairs["perturbation_2"]))
+            medians = {
+                column: pairs[column].median() if column in pairs.columns else float("nan") for column in columns
+            }
+            rows.append({"model": model, "pool": PAIR_POOL, "n_perturbations": n_perturbations, **medians})
     return pd.DataFrame(rows, columns=["model", "pool", "n_perturbations", *columns])
 
 
@@ -248,6 +260,7 @@ def screen_sections(
     metric: str = "edistance",
     min_degs: int = MIN_DEGS,
     top: int | None = None,
+    pairs_by_model: Mapping[str, pd.DataFrame] | None = None,
 ) -> list[Section]:
     """The standard sections of a screen report, in order.
 
@@ -283,6 +296,8 @@ def screen_sections(
         Lower bound of the strong pool.
     top
         Rows of the ranking shown (``None``: all).
+    pairs_by_model
+        Pair tables per model, summarised in the medians table (see :func:`medians_table`).
 
     Returns
     -------
@@ -302,9 +317,10 @@ def screen_sections(
             TITLES["medians"],
             text=(
                 "Median over perturbations of the normalised distance z = (D - mean_null) / sd_null to the control "
-                "cells, per model, pool of perturbations and metric (Zhao et al. 2025, Table 1)."
+                "cells, per model, pool of perturbations and metric (Zhao et al. 2025, Table 1). The pair rows give "
+                "the median over pairs of perturbations of their normalised distance to each other."
             ),
-            table=medians_table(scores_by_model, degs, pools=pools, min_degs=min_degs),
+            table=medians_table(scores_by_model, degs, pools=pools, min_degs=min_degs, pairs_by_model=pairs_by_model),
         )
     )
     shown = "all" if top is None else f"top {top}"
