@@ -50,6 +50,21 @@ def test_encoder_uses_sdpa_and_returns_every_layer(table):
     assert torch.equal(out.hidden_states[-1], out.last_hidden_state)
 
 
+def test_running_the_first_layers_only_gives_that_layers_output(table):
+    model = CellshiftModel(config_from_preset("tiny", table, species=["human", "mouse"])).eval()
+    ids, _ = batch(table)
+    species = torch.tensor([0, 1, 0])
+    full = model(ids, species_ids=species, output_hidden_states=True)
+    layers = model.config.num_hidden_layers
+    for k in range(layers + 1):
+        partial = model(ids, species_ids=species, num_layers=k)
+        torch.testing.assert_close(partial.last_hidden_state, full.hidden_states[k], rtol=0, atol=1e-6)
+    assert len(model.bert.encoder.layer) == layers  # the layer list is restored
+    with pytest.raises(ValueError, match="num_layers must lie in"):
+        model(ids, species_ids=species, num_layers=layers + 1)
+    assert len(model.bert.encoder.layer) == layers
+
+
 @pytest.mark.parametrize(
     "options", [{}, {"use_values": True}, {"prior_dims": {"grn": 6}}, {"species": ["human"]}, FULL]
 )

@@ -106,7 +106,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=1, help="passes over the perturbed training cells")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     parser.add_argument("--batch-size", type=int, default=16, help="cell pairs per batch")
-    parser.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (constant)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=1e-5,
+        help="AdamW learning rate, constant (paper: 1e-5; small models in short runs: 1e-4)",
+    )
     parser.add_argument("--weight-decay", type=float, default=1e-2)
     parser.add_argument("--margin", type=float, default=20.0, help="margin m of the contrastive loss")
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient-norm clipping (0: off)")

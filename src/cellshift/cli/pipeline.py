@@ -89,7 +89,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     screen.add_argument("--top", type=_int_list, default=(3, 5, 10), help="top-n values of the enrichment test")
     screen.add_argument("--permutations", type=int, default=10_000)
     screen.add_argument("--finetune-steps", type=int, default=200, help="contrastive fine-tuning steps (0: none)")
-    screen.add_argument("--finetune-lr", type=float, default=1e-5, help="AdamW learning rate (Zhao et al.: 1e-5)")
+    screen.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=1e-5,
+        help="AdamW learning rate (Zhao et al.: 1e-5; small models in short runs: 1e-4)",
+    )
     screen.add_argument("--umap", type=comma_list, default=[], help="perturbations shown in the UMAP figure")
     screen.add_argument(
         "--max-cells-per-group", type=int, default=None, help="subsample perturbed groups (controls kept whole)"

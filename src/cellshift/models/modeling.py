@@ -140,6 +140,7 @@ class CellshiftModel(CellshiftPreTrainedModel):
         species_ids: torch.Tensor | None = None,
         hidden_values: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        num_layers: int | None = None,
     ) -> EncoderOutput:
         """Encode a padded batch of cells.
 
@@ -153,7 +154,14 @@ class CellshiftModel(CellshiftPreTrainedModel):
             See :class:`cellshift.models.embeddings.TokenInputs`.
         output_hidden_states
             Also return every layer's hidden states.
+        num_layers
+            Run only the first ``num_layers`` encoder layers (``last_hidden_state`` is then that
+            layer's output); e.g. ``num_hidden_layers - 1`` for the penultimate layer without
+            computing the last one. Default: all.
         """
+        layers = self.bert.encoder.layer
+        if num_layers is not None and not 0 <= num_layers <= len(layers):
+            raise ValueError(f"num_layers must lie in [0, {len(layers)}], got {num_layers}")
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         gene_embedded = self.bert.embeddings.word_embeddings(input_ids)
@@ -162,9 +170,14 @@ class CellshiftModel(CellshiftPreTrainedModel):
         if self.config.species:
             attention_mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], 1), attention_mask], dim=1)
             skip = 1
-        output = self.bert(
-            inputs_embeds=embedded, attention_mask=attention_mask, output_hidden_states=output_hidden_states
-        )
+        if num_layers is not None:
+            self.bert.encoder.layer = layers[:num_layers]  # BertEncoder loops over this list
+        try:
+            output = self.bert(
+                inputs_embeds=embedded, attention_mask=attention_mask, output_hidden_states=output_hidden_states
+            )
+        finally:
+            self.bert.encoder.layer = layers
         hidden_states = None
         if output_hidden_states:
             hidden_states = tuple(layer[:, skip:] for layer in output.hidden_states)
