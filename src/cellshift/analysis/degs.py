@@ -217,9 +217,7 @@ def match_gene(target: str, var_names: pd.Index) -> str | None:
     return converted if converted in names else None
 
 
-def knockdown(
-    adata: ad.AnnData, screen: Screen, targets: dict[str, str], *, layer: str | None = None
-) -> list[float]:
+def knockdown(adata: ad.AnnData, screen: Screen, targets: dict[str, str], *, layer: str | None = None) -> list[float]:
     """Knock-down of each scored perturbation's target gene, in the order of ``screen.groups``.
 
     ``knockdown = mean_pert(n_t) / mean_ctrl(n_t)``, ``n_ig = 1e4 c_ig / sum_g' c_ig'``;
