@@ -52,6 +52,16 @@ def test_degs_then_score_from_the_command_line(tmp_path, small_screen, capsys):
     assert main(args) == 2  # the output exists: never replaced without --overwrite
     assert "already exists" in capsys.readouterr().err
 
+    extras = ["--nulls", str(tmp_path / "nulls.csv"), "--pairs", str(tmp_path / "pairs.csv"), "--overwrite"]
+    assert main([*args, *extras, "--pair-perturbations", "STAT1,JAK2,CAV1"]) == 0
+    nulls = pd.read_csv(tmp_path / "nulls.csv")
+    assert set(nulls["metric"]) == {"edistance", "cosine_edistance"}
+    assert len(nulls) == 30 * nulls.groupby("metric")["null_size"].nunique().sum()
+    pairs = pd.read_csv(tmp_path / "pairs.csv").set_index(["perturbation_1", "perturbation_2"])
+    assert len(pairs) == 3 and {"edistance_z", "cosine_edistance_z"} <= set(pairs.columns)
+    # STAT1 and JAK2 act in one pathway: nearer each other than either is to CAV1
+    assert pairs.loc[("JAK2", "STAT1"), "edistance_z"] < pairs.loc[("CAV1", "STAT1"), "edistance_z"]
+
 
 def test_screen_errors_name_the_problem(tmp_path, small_screen, capsys):
     code = main(

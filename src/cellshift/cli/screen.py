@@ -39,33 +39,44 @@ def _score(args: argparse.Namespace) -> int:
     import anndata as ad
     import pandas as pd
 
-    from cellshift.analysis import score_perturbations
+    from cellshift.analysis import score_perturbation_pairs, score_perturbations
     from cellshift.embed import embed_hvg, embed_pca
 
+    for extra in (args.nulls, args.pairs):
+        if extra:
+            check_writable(extra, args.overwrite)
     adata = ad.read_h5ad(args.input)
     key = {"pca": "X_pca", "hvg": "X_hvg"}.get(args.embedding, args.embedding)
     if args.embedding == "pca":
         embed_pca(adata, layer=args.layer)
     elif args.embedding == "hvg":
         embed_hvg(adata, layer=args.layer)
-    scores = score_perturbations(
+    common = {"perturbation_key": args.perturbation_key, "control": args.control, "seed": args.seed}
+    common.update(min_cells=args.min_cells, exclude=args.exclude, embedding=key)
+    scores, nulls = score_perturbations(
         adata,
-        embedding=key,
-        perturbation_key=args.perturbation_key,
-        control=args.control,
+        **common,
         metrics=args.metrics,
         n_null=args.n_null,
         null_size=args.null_size,
         reference=args.reference,
-        seed=args.seed,
-        min_cells=args.min_cells,
-        exclude=args.exclude,
+        return_nulls=True,
     )
     if args.degs:
         known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
         scores = scores.merge(known, on="perturbation", how="left")
     write_csv_atomic(scores, args.out, args.overwrite)
     print(f"scored {len(scores)} perturbations on {key} with {', '.join(args.metrics)}: {args.out}")
+    if args.nulls:
+        write_csv_atomic(nulls, args.nulls, args.overwrite)
+        print(f"null draws: {args.nulls}")
+    if args.pairs:
+        pair_metrics = [metric for metric in args.metrics if metric != "wasserstein"]
+        pairs = score_perturbation_pairs(
+            adata, **common, perturbations=args.pair_perturbations or None, metrics=pair_metrics, n_null=args.n_null
+        )
+        write_csv_atomic(pairs, args.pairs, args.overwrite)
+        print(f"{len(pairs)} pairs of perturbations scored with {', '.join(pair_metrics)}: {args.pairs}")
     return 0
 
 
@@ -93,5 +104,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     score.add_argument("--seed", type=int, default=0)
     score.add_argument("--degs", default=None, help="degs.csv from `cellshift degs`, to add n_degs and knockdown")
+    score.add_argument("--nulls", default=None, help="also write every null draw (metric, null_size, value) here")
+    score.add_argument(
+        "--pairs", default=None, help="also write E-distances between pairs of perturbations, z-scored, here"
+    )
+    score.add_argument(
+        "--pair-perturbations", type=comma_list, default=[], help="perturbations of --pairs (default: all scored)"
+    )
     score.add_argument("--layer", default=None, help="layer with raw counts for pca/hvg (default: X)")
     score.set_defaults(handler=_score)
