@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from transformers.utils import logging as transformers_logging
 
 from cellshift.models.modeling import GENE_TABLE_FILE, CellshiftForMaskedGeneModeling, CellshiftModel
 
@@ -18,11 +22,24 @@ def load_encoder(model_dir: str | os.PathLike) -> CellshiftModel:
     """
     model_dir = Path(model_dir)
     architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
-    if CellshiftForMaskedGeneModeling.__name__ in architectures:
-        full = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
-        encoder, encoder.gene_table = full.cellshift, full.gene_table
-    else:
-        encoder = CellshiftModel.from_pretrained(model_dir)
+    with _quiet_loading():
+        if CellshiftForMaskedGeneModeling.__name__ in architectures:
+            full = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
+            encoder, encoder.gene_table = full.cellshift, full.gene_table
+        else:
+            encoder = CellshiftModel.from_pretrained(model_dir)
     if encoder.gene_table is None:
         raise ValueError(f"{model_dir} has no gene table ({GENE_TABLE_FILE}); it cannot tokenise cells")
     return encoder
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-weight loading progress bar (a saved cellshift model loads whole)."""
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
