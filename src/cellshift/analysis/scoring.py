@@ -191,7 +191,7 @@ def _edistance_scores(
         screen.require_controls(2 * largest, f"the matched null (two disjoint control groups of {largest} cells)")
         values = []
         for index, group in enumerate(screen.groups):
-            X = Z[screen.group_mask(group)]
+            X = Z[screen.group_rows[group]]
             draw = np.random.default_rng([seed, MATCHED_STREAM, index]).choice(n_control, X.shape[0], replace=False)
             values.append(get_metric(metric)(X, control_Z[draw]))
         sizes = _null_sizes(screen, null_size, n_control // 2)
@@ -215,7 +215,7 @@ def _wasserstein_scores(
     n_draws = WASSERSTEIN_DRAWS if reference == "all" else 1
     values = []
     for index, group in enumerate(screen.groups):
-        X = Z[screen.group_mask(group)]
+        X = Z[screen.group_rows[group]]
         rng = np.random.default_rng([seed, WASSERSTEIN_STREAM, index])
         size = min(X.shape[0], n_control // 2)
         if size < X.shape[0]:
@@ -283,7 +283,7 @@ def perturbation_distances(
     labels = adata.obs[perturbation_key].astype(str).to_numpy()
     counts = pd.Series(labels).value_counts()
     kept = counts[(counts >= min_cells) & ~counts.index.isin([str(label) for label in exclude])].index
-    mask = np.isin(labels, kept)
+    mask = pd.Index(kept).get_indexer(labels) >= 0
     return pairwise_group_edistance(Z[mask], labels[mask], metric=metric)
 
 
@@ -352,7 +352,7 @@ def score_perturbation_pairs(
     sizes = dict(zip(screen.groups, screen.sizes, strict=True))
     largest = screen.n_control // 2
     Z = l2_normalize(get_embedding(adata, embedding))
-    in_pairs = np.isin(screen.labels, chosen)
+    in_pairs = screen.in_groups(chosen)
     first, second = np.triu_indices(len(set(chosen)), k=1)
     table = pd.DataFrame()
     for metric in metrics:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import anndata as ad
 import numpy as np
@@ -50,11 +51,26 @@ class Screen:
 
     def group_mask(self, group: str) -> np.ndarray:
         """``True`` for the cells of perturbation ``group``."""
-        return self.labels == group
+        mask = np.zeros(self.labels.size, dtype=bool)
+        mask[self.group_rows[group]] = True
+        return mask
+
+    @cached_property
+    def group_rows(self) -> dict[str, np.ndarray]:
+        """Row indices of every label's cells (one hashing pass over the labels, not one per group)."""
+        codes, names = pd.factorize(self.labels)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.cumsum(np.bincount(codes, minlength=len(names)))
+        starts = bounds - np.bincount(codes, minlength=len(names))
+        return {str(name): order[start:stop] for name, start, stop in zip(names, starts, bounds, strict=True)}
+
+    def in_groups(self, groups: Iterable[str]) -> np.ndarray:
+        """``True`` for the cells whose label is one of ``groups`` (hashed, linear in the cells)."""
+        return pd.Index(list(groups)).get_indexer(self.labels) >= 0
 
     def scored_mask(self) -> np.ndarray:
         """``True`` for the cells of scored perturbations and for the control cells."""
-        return np.isin(self.labels, list(self.groups)) | self.control_mask
+        return self.in_groups(self.groups) | self.control_mask
 
     def require_controls(self, needed: int, why: str) -> None:
         """Raise a ``ValueError`` when there are fewer than ``needed`` control cells.

@@ -69,7 +69,7 @@ class PseudobulkDesign:
         batches = adata.obs[batch_key].astype(str).to_numpy() if batch_key else np.zeros(adata.n_obs, dtype=str)
         batch_names, batch_codes = np.unique(batches, return_inverse=True)
         has_control = np.bincount(batch_codes[screen.control_mask], minlength=len(batch_names)) > 0
-        in_groups = np.isin(screen.labels, screen.groups)
+        in_groups = screen.in_groups(screen.groups)
         compared = in_groups & has_control[batch_codes]
         keep = compared | screen.control_mask
         self.perturbations = screen.groups
