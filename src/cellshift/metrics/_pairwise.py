@@ -206,12 +206,19 @@ def batched_distance_totals(
             n = P.shape[1]
             return n * (n - 1) - (p_sums * p_sums).sum(-1) + (P * P).sum(dim=(1, 2))
         return P.shape[1] * Q.shape[1] - (p_sums * Q.sum(dim=1)).sum(-1)
-    other = augment_right(P if Q is None else Q)
     totals = torch.zeros(P.shape[0], dtype=torch.float64, device=P.device)
     step = max(1, chunk_size // P.shape[0])
-    for start, stop in row_blocks(P.shape[1], step):
-        block = euclidean_from_augmented(augment_left(P[:, start:stop]), other)
-        if Q is None:
-            block.diagonal(offset=start, dim1=-2, dim2=-1).zero_()
-        totals += block.sum(dim=(1, 2))
+    if Q is not None:
+        other = augment_right(Q)
+        for start, stop in row_blocks(P.shape[1], step):
+            totals += euclidean_from_augmented(augment_left(P[:, start:stop]), other).sum(dim=(1, 2))
+        return totals
+    # Within a sample the matrix is symmetric: rows [start, stop) against columns [start, n) only,
+    # the off-diagonal part counted twice; in at least 4 row blocks this computes ~5/8 of the matrix.
+    other = augment_right(P)
+    n = P.shape[1]
+    for start, stop in row_blocks(n, max(1, min(step, -(-n // 4)))):
+        block = euclidean_from_augmented(augment_left(P[:, start:stop]), other[:, start:])
+        block.diagonal(dim1=-2, dim2=-1).zero_()
+        totals += block[:, :, : stop - start].sum(dim=(1, 2)) + 2.0 * block[:, :, stop - start :].sum(dim=(1, 2))
     return totals
