@@ -2,10 +2,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 from scipy.stats import spearmanr
 
 from cellshift.analysis import perturbation_distances, score_perturbation_pairs, score_perturbations
-from cellshift.analysis.scoring import size_bucket
+from cellshift.analysis.scoring import size_bucket, size_bucket_below
 from cellshift.datasets import papalexi2021
 from cellshift.embed import embed_pca
 from cellshift.metrics import cosine_edistance, draw_control_subsets, edistance
@@ -111,6 +113,31 @@ def test_pair_scores_match_direct_edistance_and_a_subset_null_by_hand():
         score_perturbation_pairs(adata, **KEYS, perturbations=["A"])
     with pytest.raises(ValueError, match="E-distance|edistance"):
         score_perturbation_pairs(adata, **KEYS, metrics=("wasserstein",))
+
+
+def exact_w1(X, Y):
+    cost = cdist(X, Y)
+    rows, columns = linear_sum_assignment(cost)
+    return cost[rows, columns].mean()
+
+
+def test_wasserstein_compares_and_calibrates_at_the_same_size_by_hand():
+    adata = make_screen()
+    table = score_perturbations(adata, **KEYS, metrics=("wasserstein",), n_null=12, seed=7).set_index("perturbation")
+    controls, group = normalized(adata, "ctrl"), normalized(adata, "B")  # B has 24 cells
+    size = size_bucket_below(24)
+    assert size == 23 and table.loc["B", "wasserstein_null_size"] == size
+    rng = np.random.default_rng([7, 2, 1])  # seed, Wasserstein stream, index of B
+    cells = group[rng.choice(24, size, replace=False)]
+    value = np.mean([exact_w1(cells, controls[rng.choice(60, size, replace=False)]) for _ in range(5)])
+    assert table.loc["B", "wasserstein"] == pytest.approx(value, rel=1e-9)
+    rng = np.random.default_rng([7, 3, size])  # seed, Wasserstein null stream, size
+    null = []
+    for _ in range(12):
+        order = rng.permutation(60)
+        subset, rest = controls[order[:size]], order[size:]
+        null.append(np.mean([exact_w1(subset, controls[rng.choice(rest, size, replace=False)]) for _ in range(5)]))
+    assert table.loc["B", "wasserstein_z"] == pytest.approx((value - np.mean(null)) / np.std(null, ddof=1), rel=1e-8)
 
 
 def test_too_few_controls_for_the_null():

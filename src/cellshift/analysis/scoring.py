@@ -8,11 +8,18 @@ For perturbation ``g`` with ``n`` cells, embedding rows L2-normalised (``z_i / |
   with ``r = 1.25``, so one null serves groups of similar size (``null_size`` fixes ``s``).
 - ``reference="matched"``: the paper's statistic: ``g`` vs one random sample of ``n`` control
   cells; the null compares a random control subset of size ``s`` with a disjoint one.
-- Wasserstein (exact, equal sizes: an assignment problem) compares ``m = min(n, N // 2)`` cells
-  of ``g`` (a random subset when ``n > m``; ``N`` control cells) with random samples of ``m``
-  controls, averaged over ``WASSERSTEIN_DRAWS`` samples (one with ``reference="matched"``). Its
-  null: a random control subset ``S`` vs samples from the other controls, averaged the same way,
-  with at most ``WASSERSTEIN_MAX_NULL`` draws per size (each draw solves assignment problems).
+- Wasserstein (exact, equal sizes: an assignment problem) compares a random subset of ``m``
+  cells of ``g`` with random samples of ``m`` controls, averaged over ``WASSERSTEIN_DRAWS``
+  samples; its null: a random control subset ``S`` of ``m`` cells vs samples of ``m`` from the
+  other controls, averaged the same way, with at most ``WASSERSTEIN_MAX_NULL`` draws per size
+  (each draw solves assignment problems). The empirical W1 of two samples from one distribution
+  shrinks as ``m`` grows, so the null must have exactly the compared size: ``m`` is ``n`` rounded
+  **down** to the grid, ``round(r^floor(log_r n))`` (at least 80% of the cells), at most
+  ``N // 2`` for ``N`` control cells, or ``min(null_size, n, N // 2)``. (Rounding to the nearest
+  grid size, as for the E-distance, biased W1 z-scores downwards by up to ~3 on Papalexi; the
+  E-distance null has mean 0 at every size, so there rounding only scales its spread.) With
+  ``reference="matched"``: ``m = min(n, N // 2)``, one control sample, the null of
+  ``null_size`` or the bucketed size, as in the paper.
 
 Then ``z = (D - mean_null) / sd_null`` (``sd`` with ``ddof=1``) and the empirical p-value
 ``p = (k + 1) / (n_null + 1)`` with ``k`` the number of null values ``>= D``. All random draws
@@ -36,6 +43,7 @@ Reference = Literal["all", "matched"]
 BUCKET_RATIO = 1.25
 WASSERSTEIN_DRAWS = 5
 WASSERSTEIN_MAX_NULL = 100
+PAIR_MAX_NULL = 200
 EDISTANCE_METRICS = ("edistance", "cosine_edistance")
 # Streams of random numbers, so that different draws never share a generator.
 NULL_STREAM, MATCHED_STREAM, WASSERSTEIN_STREAM, WASSERSTEIN_NULL_STREAM, PAIR_NULL_STREAM = range(5)
@@ -50,6 +58,12 @@ def l2_normalize(Z: np.ndarray) -> np.ndarray:
 def size_bucket(n: int, ratio: float = BUCKET_RATIO) -> int:
     """Null group size serving groups of ``n`` cells: ``round(ratio^round(log(n) / log(ratio)))``, at least 2."""
     return max(2, int(round(ratio ** round(np.log(n) / np.log(ratio)))))
+
+
+def size_bucket_below(n: int, ratio: float = BUCKET_RATIO) -> int:
+    """Largest grid size not above ``n``: ``round(ratio^floor(log(n) / log(ratio)))``, capped at ``n``, at least 2."""
+    grid = int(round(ratio ** np.floor(np.log(n) / np.log(ratio) + 1e-12)))
+    return max(2, min(grid, n))
 
 
 def z_and_pvalue(value: float, null: np.ndarray) -> tuple[float, float]:
@@ -213,17 +227,23 @@ def _wasserstein_scores(
     n_control = screen.n_control
     screen.require_controls(2 * max(null_size or 2, 2), "the Wasserstein null (two disjoint control groups)")
     n_draws = WASSERSTEIN_DRAWS if reference == "all" else 1
+    largest = n_control // 2
+    if reference == "matched":
+        compared = [min(n, largest) for n in screen.sizes]
+        sizes = _null_sizes(screen, null_size, largest)
+    elif null_size is not None:
+        compared = sizes = [min(null_size, n, largest) for n in screen.sizes]
+    else:
+        compared = sizes = [min(size_bucket_below(n), largest) for n in screen.sizes]
     values = []
-    for index, group in enumerate(screen.groups):
+    for index, (group, size) in enumerate(zip(screen.groups, compared, strict=True)):
         X = Z[screen.group_rows[group]]
         rng = np.random.default_rng([seed, WASSERSTEIN_STREAM, index])
-        size = min(X.shape[0], n_control // 2)
         if size < X.shape[0]:
             X = X[rng.choice(X.shape[0], size, replace=False)]
         draws = [control_Z[rng.choice(n_control, size, replace=False)] for _ in range(n_draws)]
         values.append(float(np.mean([wasserstein(X, Y) for Y in draws])))
 
-    sizes = _null_sizes(screen, null_size, n_control // 2)
     nulls = {size: _wasserstein_null(control_Z, size, n_draws, n_null, seed) for size in sorted(set(sizes))}
     return values, sizes, nulls
 
@@ -321,7 +341,8 @@ def score_perturbation_pairs(
     metrics
         ``"edistance"`` and/or ``"cosine_edistance"``.
     n_null
-        Null draws per control-group size.
+        Null draws per control-group size, at most ``PAIR_MAX_NULL`` (each draw computes the
+        distances among ``2 s`` control cells, and ``s`` is large for pairs of large groups).
 
     Returns
     -------
@@ -354,6 +375,7 @@ def score_perturbation_pairs(
     Z = l2_normalize(get_embedding(adata, embedding))
     in_pairs = screen.in_groups(chosen)
     first, second = np.triu_indices(len(set(chosen)), k=1)
+    draws = min(n_null, PAIR_MAX_NULL)
     table = pd.DataFrame()
     for metric in metrics:
         matrix = pairwise_group_edistance(Z[in_pairs], screen.labels[in_pairs], metric=metric)
@@ -368,7 +390,7 @@ def score_perturbation_pairs(
         control_null = ControlNull(Z[screen.control_mask], metric=metric)
         nulls = {
             size: control_null.sample(
-                size, n_null, np.random.default_rng([seed, PAIR_NULL_STREAM, size]), against="subset"
+                size, draws, np.random.default_rng([seed, PAIR_NULL_STREAM, size]), against="subset"
             )
             for size in sorted(set(null_sizes))
         }
