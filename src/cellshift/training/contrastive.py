@@ -16,10 +16,11 @@ passes over the controls; the cells of each perturbation are shuffled and cut in
 perturbation**. Before each dissimilar batch comes a similar batch of as many pairs of distinct
 control cells (consecutive cells of shuffled passes), so **batches alternate similar /
 dissimilar**. One optimizer step per batch: AdamW, learning rate 1e-5 (constant), weight decay
-1e-2, every parameter of the encoder given to the optimizer (none frozen); gradient-norm
-clipping at 1 (the Hugging Face ``Trainer`` default) unless switched off. The loss reads the
-penultimate layer, so the last encoder layer gets no gradient and keeps its pre-trained weights
-(AdamW skips parameters without a gradient, weight decay included).
+1e-2, every encoder parameter up to the penultimate layer trained ("all layers" of the paper);
+gradient-norm clipping at 1 (the Hugging Face ``Trainer`` default) unless switched off. The loss
+reads the penultimate layer, so the encoder runs only up to it (``num_layers``): the last layer
+could get no gradient, is frozen (DDP requires a gradient for every trainable parameter) and is
+saved with its pre-trained weights.
 
 Only the cells named by the caller are tokenised and trained on: the training perturbations
 (those with >= 20 DEGs minus the held-out test perturbations, chosen by
