@@ -45,6 +45,11 @@ def test_finetuning_curve_shows_pair_distances_against_the_margin(tmp_path):
     assert labels == ["similar pairs", "dissimilar pairs", "margin 20"]
     np.testing.assert_allclose(distances.lines[1].get_ydata(), log["dissimilar_distance"])
     assert distances.lines[2].get_ydata()[0] == 20.0
+    log["validation_loss"] = log["loss"] + 1.0
+    log["validation_similar_distance"], log["validation_dissimilar_distance"] = 1.2, 1.4
+    losses, distances, _ = plot_loss_curve(log, margin=20.0).axes
+    assert [line.get_label() for line in losses.lines][-1] == "validation"
+    assert "dissimilar pairs (validation)" in [line.get_label() for line in distances.lines]
 
 
 def test_other_tables_are_refused():

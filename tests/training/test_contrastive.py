@@ -52,15 +52,18 @@ def controls(adata):
     return adata.obs_names[adata.obs["target_gene"] == "non-targeting"].tolist()
 
 
-def run(pretrained, screen, out, *, resume=False, overwrite=False, **changes):
+def run(pretrained, screen, out, *, resume=False, overwrite=False, validation=False, **changes):
+    """Fine-tune on TRAIN; with ``validation``, the last 30 controls are validation controls."""
     base = dict(max_steps=6, batch_size=8, save_every=2, log_every=1)
+    names = controls(screen)
     return finetune(
         pretrained,
         screen,
         out,
         perturbation_key="target_gene",
         perturbations=TRAIN,
-        control_cells=controls(screen),
+        control_cells=names[:-30] if validation else names,
+        validation_controls=names[-30:] if validation else (),
         settings=FinetuneSettings(**{**base, **changes}),
         resume=resume,
         overwrite=overwrite,
@@ -237,9 +240,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, pretrained, screen, 
     run(pretrained, screen, tmp_path / "straight")
     real_log = contrastive_module._log
 
-    def dies_at_step_5(path, step, *args):
-        real_log(path, step, *args)
-        if step == 5:
+    def dies_at_step_5(path, row, *args):
+        real_log(path, row, *args)
+        if row[0] == 5:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(contrastive_module, "_log", dies_at_step_5)
@@ -257,6 +260,30 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, pretrained, screen, 
     assert logs[1]["step"].tolist() == list(range(1, 7))
     pd.testing.assert_series_equal(logs[0]["loss"], logs[1]["loss"])
     assert logs[0]["pairs"].tolist() == logs[1]["pairs"].tolist()
+
+
+def test_validation_holds_out_cells_and_logs_the_loss_on_fixed_pairs(tmp_path, pretrained, screen):
+    options = dict(max_steps=12, learning_rate=1e-3, max_grad_norm=None, validation_fraction=0.25, log_every=4)
+    result = run(pretrained, screen, tmp_path / "ft", validation=True, **options)
+    record = json.loads((tmp_path / "ft" / "training" / "training_cells.json").read_text())
+    assert record["perturbations"] == {"IFNGR2": 30, "STAT1": 30}  # 10 of each 40 held out
+    assert len(record["validation_perturbed_cells"]) == 20 and len(record["validation_controls"]) == 30
+    assert not set(record["validation_controls"]) & set(record["control_cells"])
+    log = pd.read_csv(result.loss_log)
+    assert log["validation_loss"].notna().all() and (log["validation_similar_distance"] > 0).all()
+    # the held-out perturbed cells move away from the held-out controls as training goes on
+    assert log["validation_dissimilar_distance"].iloc[-1] > log["validation_dissimilar_distance"].iloc[0]
+    # the loss follows the formula over 15 similar and 20 dissimilar pairs: d^2 and (m - d)^2, halved, averaged
+    # (evaluated here at the mean distances: the spread of d is tiny next to the margin of 20)
+    first = log.iloc[0]
+    similar, dissimilar = first["validation_similar_distance"], first["validation_dissimilar_distance"]
+    at_means = 15 * similar**2 + 20 * (20 - dissimilar) ** 2
+    assert first["validation_loss"] == pytest.approx(at_means / (2 * 35), rel=1e-2)
+    again = run(pretrained, screen, tmp_path / "again", validation=True, **options)
+    pd.testing.assert_series_equal(log["validation_loss"], pd.read_csv(again.loss_log)["validation_loss"])
+    assert pd.read_csv(run(pretrained, screen, tmp_path / "none", max_steps=2).loss_log)["validation_loss"].isna().all()
+    with pytest.raises(ValueError, match="validation_fraction must lie in"):
+        run(pretrained, screen, tmp_path / "bad", validation=True, validation_fraction=1.0)
 
 
 def test_resume_overwrite_and_input_rules(tmp_path, pretrained, screen):

@@ -56,6 +56,7 @@ def _finetune(args: argparse.Namespace) -> int:
         keep_last=args.keep_last,
         log_every=args.log_every,
         mixed_precision=args.mixed_precision,
+        validation_fraction=args.validation_fraction,
         seed=args.seed,
     )
     result = finetune(
@@ -65,6 +66,7 @@ def _finetune(args: argparse.Namespace) -> int:
         perturbation_key=args.perturbation_key,
         perturbations=split.train,
         control_cells=split.control_train,
+        validation_controls=split.control_validation if args.validation_fraction > 0 else (),
         settings=settings,
         layer=args.layer,
         gene_key=args.gene_key,
@@ -114,6 +116,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--weight-decay", type=float, default=1e-2)
     parser.add_argument("--margin", type=float, default=20.0, help="margin m of the contrastive loss")
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of each training perturbation's cells held out for the validation loss (0: no validation)",
+    )
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient-norm clipping (0: off)")
     parser.add_argument("--max-length", type=int, default=None, help="tokens kept per cell (default: model input)")
     parser.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")

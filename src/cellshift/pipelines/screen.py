@@ -310,6 +310,7 @@ def _embed_all(adata, out, s, model, finetuned, split, seconds, progress) -> dic
             perturbation_key=s.perturbation_key,
             perturbations=split.train,
             control_cells=split.control_train,
+            validation_controls=split.control_validation,
             settings=FinetuneSettings(
                 max_steps=s.finetune_steps,
                 learning_rate=s.finetune_lr,

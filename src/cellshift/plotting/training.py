@@ -25,7 +25,7 @@ def plot_loss_curve(
     ``dissimilar_distance``): the loss and its two halves, the mean embedding distance of
     similar (control, control) and dissimilar (perturbed, control) pairs with the margin ``m``
     beside it (pairs closer than ``m`` are what the dissimilar term pushes apart), and the
-    learning rate.
+    learning rate; dashed, the same on held-out validation pairs when the log has them.
 
     Parameters
     ----------
@@ -62,6 +62,11 @@ def plot_loss_curve(
         distances = panels[1]
         distances.plot(log["step"], log["similar_distance"], label="similar pairs", color="tab:blue")
         distances.plot(log["step"], log["dissimilar_distance"], label="dissimilar pairs", color="tab:red")
+        if "validation_loss" in log.columns and log["validation_loss"].notna().any():
+            losses.plot(log["step"], log["validation_loss"], label="validation", color="tab:purple", linestyle="--")
+            for column, color in (("similar", "tab:blue"), ("dissimilar", "tab:red")):
+                label = f"{column} pairs (validation)"
+                distances.plot(log["step"], log[f"validation_{column}_distance"], label=label, color=color, ls="--")
         if margin is not None:
             distances.axhline(margin, color="black", linestyle="--", linewidth=0.8, label=f"margin {margin:g}")
         distances.set(xlabel="optimizer step", ylabel="mean embedding distance", title="pair distances")

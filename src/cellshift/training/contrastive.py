@@ -22,6 +22,12 @@ reads the penultimate layer, so the encoder runs only up to it (``num_layers``):
 could get no gradient, is frozen (DDP requires a gradient for every trainable parameter) and is
 saved with its pre-trained weights.
 
+**Validation** (when validation controls are given, e.g. the split's validation share of the
+controls): ``validation_fraction`` of each training perturbation's cells are held out of
+training, and at every log step the loss and mean distances of fixed pairs of held-out cells
+(:class:`ValidationPairs`) are computed without dropout or gradient and logged next to the
+training loss.
+
 Only the cells named by the caller are tokenised and trained on: the training perturbations
 (those with >= 20 DEGs minus the held-out test perturbations, chosen by
 :func:`cellshift.analysis.split_perturbations`) and the control cells of the training share.
@@ -76,10 +82,14 @@ LOG_COLUMNS = [
     "dissimilar_loss",
     "similar_distance",
     "dissimilar_distance",
+    "validation_loss",
+    "validation_similar_distance",
+    "validation_dissimilar_distance",
     "learning_rate",
     "pairs",
     "seconds",
 ]
+VALIDATION_STREAM = 7
 
 
 @dataclass
@@ -110,6 +120,11 @@ class FinetuneSettings:
         Write the loss log every ``log_every`` steps.
     mixed_precision
         ``"auto"`` (bf16 on a CUDA device that supports it), ``"bf16"``, ``"fp16"`` or ``"no"``.
+    validation_fraction
+        With validation controls given to :func:`finetune`: share of each training
+        perturbation's cells held out of training for the validation loss (seeded).
+    validation_pairs
+        At most this many similar and this many dissimilar validation pairs.
     seed
         Seed of the pairs, batch order and dropout.
     """
@@ -126,6 +141,8 @@ class FinetuneSettings:
     keep_last: int = 2
     log_every: int = 10
     mixed_precision: str = "auto"
+    validation_fraction: float = 0.1
+    validation_pairs: int = 256
     seed: int = 0
 
 
@@ -289,6 +306,7 @@ def finetune(
     perturbation_key: str,
     perturbations: Sequence[str],
     control_cells: Sequence[str],
+    validation_controls: Sequence[str] = (),
     settings: FinetuneSettings | None = None,
     layer: str | None = None,
     gene_key: str | None = None,
@@ -316,6 +334,12 @@ def finetune(
         Training perturbations: all their cells are trained on. Test perturbations must not be here.
     control_cells
         ``obs_names`` of the control cells to train on (the training share of the controls).
+    validation_controls
+        ``obs_names`` of held-out control cells (e.g. ``PerturbationSplit.control_validation``).
+        When given, ``settings.validation_fraction`` of each training perturbation's cells are
+        held out too, and every log row gets the contrastive loss and mean distances of fixed
+        validation pairs (similar: two validation controls; dissimilar: a held-out perturbed
+        cell and a validation control), computed without dropout or gradient.
     settings
         :class:`FinetuneSettings`; default ``FinetuneSettings()``.
     layer, gene_key, species
@@ -348,10 +372,22 @@ def finetune(
         )
     training_dir = out / TRAINING_DIR
     perturbed_rows, control_rows = _training_rows(adata, perturbation_key, perturbations, control_cells)
+    validation_rows = validation_control_rows = np.array([], dtype=np.int64)
+    if len(validation_controls):
+        if not 0 < settings.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must lie in (0, 1), got {settings.validation_fraction}")
+        _, validation_control_rows = _training_rows(adata, perturbation_key, perturbations, validation_controls)
+        if len(validation_control_rows) < 2 or np.intersect1d(validation_control_rows, control_rows).size:
+            raise ValueError(
+                "validation_controls need at least 2 cells and must not overlap control_cells (the training controls)"
+            )
+        perturbed_rows, validation_rows = _hold_out(perturbed_rows, settings.validation_fraction, settings.seed)
     cells_record = {
         "perturbation_key": perturbation_key,
         "perturbations": {label: len(rows) for label, rows in perturbed_rows.items()},
         "control_cells": adata.obs_names[control_rows].astype(str).tolist(),
+        "validation_perturbed_cells": adata.obs_names[np.sort(validation_rows)].astype(str).tolist(),
+        "validation_controls": adata.obs_names[validation_control_rows].astype(str).tolist(),
     }
     accelerator = Accelerator(mixed_precision=mixed_precision(settings.mixed_precision))
     if accelerator.is_main_process:
@@ -363,7 +399,7 @@ def finetune(
     table, config = encoder.gene_table, encoder.config
     max_length = min(settings.max_length or config.max_position_embeddings, config.max_position_embeddings)
     max_length -= bool(config.species)
-    rows = np.sort(np.concatenate([*perturbed_rows.values(), control_rows]))
+    rows = np.sort(np.concatenate([*perturbed_rows.values(), control_rows, validation_rows, validation_control_rows]))
     cells, cell_species = encode_anndata(
         adata[rows],
         table,
@@ -381,6 +417,14 @@ def finetune(
         batch_size=settings.batch_size,
         seed=settings.seed,
     )
+    validation = None
+    if validation_rows.size:
+        validation = ValidationPairs.draw(
+            np.searchsorted(rows, validation_rows),
+            np.searchsorted(rows, validation_control_rows),
+            settings.validation_pairs,
+            settings.seed,
+        )
     if pairs.smallest_batch < accelerator.num_processes:
         raise ValueError(
             f"the smallest batch holds {pairs.smallest_batch} pairs, fewer than the {accelerator.num_processes} "
@@ -445,7 +489,12 @@ def finetune(
             step += 1
             bar.update(1)
             if step % settings.log_every == 0 or step == total_steps:
-                _log(training_dir / LOSS_LOG, step, epoch, window, scheduler, pairs_seen, started, accelerator)
+                checked = None
+                if validation is not None:
+                    inputs = (collate, cells, cell_species, special_ids)
+                    checked = validation.evaluate(encoder, inputs, accelerator, settings.margin, settings.batch_size)
+                row = (step, epoch, window, checked, scheduler, pairs_seen, started)
+                _log(training_dir / LOSS_LOG, row, accelerator)
                 bar.set_postfix(loss=f"{np.mean([w[0] for w in window]):.3f}")
                 window = []
             if step % settings.save_every == 0 or step == total_steps:
@@ -465,6 +514,74 @@ def finetune(
         pairs_seen,
         time.perf_counter() - started,
     )
+
+
+def _hold_out(
+    perturbed_rows: dict[str, np.ndarray], fraction: float, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Split each perturbation's rows: ``floor(fraction * n)`` random rows held out, at least one kept."""
+    rng = np.random.default_rng([seed, VALIDATION_STREAM, 0])
+    kept, held_out = {}, []
+    for label, rows in perturbed_rows.items():
+        shuffled = rng.permutation(rows)
+        n_out = min(int(fraction * len(rows)), len(rows) - 1)
+        held_out.append(shuffled[:n_out])
+        kept[label] = np.sort(shuffled[n_out:])
+    return kept, np.sort(np.concatenate(held_out))
+
+
+@dataclass(frozen=True)
+class ValidationPairs:
+    """Fixed validation pairs of held-out cells (positions in the tokenised cells).
+
+    Similar pairs: two distinct validation controls; dissimilar pairs: a held-out perturbed cell
+    and a validation control. ``labels`` is 1 for similar, 0 for dissimilar pairs.
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def draw(cls, perturbed: np.ndarray, controls: np.ndarray, n_pairs: int, seed: int) -> ValidationPairs:
+        """At most ``n_pairs`` similar and ``n_pairs`` dissimilar pairs, seeded."""
+        rng = np.random.default_rng([seed, VALIDATION_STREAM, 1])
+        shuffled = rng.permutation(controls)
+        n_similar = min(n_pairs, len(shuffled) // 2)
+        chosen = rng.permutation(perturbed)[:n_pairs]
+        partners = rng.choice(controls, size=len(chosen), replace=True)
+        return cls(
+            first=np.concatenate([shuffled[:n_similar], chosen]),
+            second=np.concatenate([shuffled[n_similar : 2 * n_similar], partners]),
+            labels=np.concatenate([np.ones(n_similar, dtype=np.int64), np.zeros(len(chosen), dtype=np.int64)]),
+        )
+
+    def evaluate(self, encoder, inputs: tuple, accelerator, margin: float, batch_size: int) -> tuple[float, ...]:
+        """Contrastive loss and mean distances of similar and dissimilar pairs, without dropout or gradient.
+
+        Every process takes every ``world_size``-th pair; the sums are added over processes.
+        """
+        collate, cells, species, special_ids = inputs
+        model = accelerator.unwrap_model(encoder)
+        share = slice(accelerator.process_index, None, accelerator.num_processes)
+        first, second, labels = self.first[share], self.second[share], self.labels[share]
+        # loss sum, similar distance sum, dissimilar distance sum, similar pairs, dissimilar pairs
+        sums = torch.zeros(5, dtype=torch.float64, device=accelerator.device)
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(first), batch_size):
+                window = slice(start, start + batch_size)
+                pair = (first[window], second[window])
+                distances = _pair_distances(model, collate, cells, species, pair, special_ids, accelerator).double()
+                similar = torch.as_tensor(labels[window], device=distances.device)
+                sums[0] += contrastive_loss(distances, similar, margin=margin) * len(distances)
+                sums[1] += distances[similar == 1].sum()
+                sums[2] += distances[similar == 0].sum()
+                sums[3] += (similar == 1).sum()
+                sums[4] += (similar == 0).sum()
+        model.train()
+        sums = accelerator.reduce(sums, reduction="sum").tolist()
+        return sums[0] / (sums[3] + sums[4]), sums[1] / max(sums[3], 1), sums[2] / max(sums[4], 1)
 
 
 def _training_rows(
@@ -553,8 +670,13 @@ def _pair_distances(encoder, collate, cells, species, pairs, special_ids, accele
     return torch.linalg.vector_norm(embedding[: len(first)] - embedding[len(first) :], dim=-1)
 
 
-def _log(path: Path, step, epoch, window, scheduler, pairs_seen, started, accelerator) -> None:
-    """Append the mean loss and distances of the last steps, per kind of batch, to the CSV log."""
+def _log(path: Path, row: tuple, accelerator) -> None:
+    """Append the mean loss and distances of the last steps, per kind of batch, and the validation, to the CSV log.
+
+    ``row`` is ``(step, epoch, window, validation, scheduler, pairs_seen, started)``; ``validation``
+    is ``None`` or ``(loss, similar distance, dissimilar distance)``.
+    """
+    step, epoch, window, validation, scheduler, pairs_seen, started = row
     if not accelerator.is_main_process or not window:
         return
 
@@ -562,13 +684,14 @@ def _log(path: Path, step, epoch, window, scheduler, pairs_seen, started, accele
         return float(np.mean(values)) if values else ""
 
     kinds = {kind: [w for w in window if w[1] == kind] for kind in (True, False)}
-    row = [step, epoch, mean([w[0] for w in window])]
-    row += [mean([w[0] for w in kinds[True]]), mean([w[0] for w in kinds[False]])]
-    row += [mean([w[2] for w in kinds[True]]), mean([w[2] for w in kinds[False]])]
-    row += [scheduler.get_last_lr()[0], pairs_seen, round(time.perf_counter() - started, 3)]
+    values = [step, epoch, mean([w[0] for w in window])]
+    values += [mean([w[0] for w in kinds[True]]), mean([w[0] for w in kinds[False]])]
+    values += [mean([w[2] for w in kinds[True]]), mean([w[2] for w in kinds[False]])]
+    values += list(validation) if validation is not None else ["", "", ""]
+    values += [scheduler.get_last_lr()[0], pairs_seen, round(time.perf_counter() - started, 3)]
     new = not path.exists()
     with path.open("a", newline="") as handle:
         writer = csv.writer(handle)
         if new:
             writer.writerow(LOG_COLUMNS)
-        writer.writerow(row)
+        writer.writerow(values)
