@@ -10,7 +10,7 @@ from cellshift.analysis import perturbation_distances, score_perturbation_pairs,
 from cellshift.analysis.scoring import size_bucket, size_bucket_below
 from cellshift.datasets import papalexi2021
 from cellshift.embed import embed_pca
-from cellshift.metrics import cosine_edistance, draw_control_subsets, edistance
+from cellshift.metrics import control_null_edistance, cosine_edistance, draw_control_subsets, edistance
 
 KEYS = {"embedding": "X_emb", "perturbation_key": "guide", "control": "ctrl"}
 
@@ -51,6 +51,7 @@ def test_null_z_and_pvalue_by_hand():
     size = size_bucket(24)
     subsets = draw_control_subsets(60, size, 30, np.random.default_rng([3, 0, size]))
     null = np.array([edistance(controls[s], np.delete(controls, s, axis=0)) for s in subsets])
+    null *= (1 / 24 + 1 / 36) / (1 / size + 1 / (60 - size))  # scaled from the grid size to B's 24 cells
     value = table.loc["B", "edistance"]
     assert table.loc["B", "edistance_z"] == pytest.approx((value - null.mean()) / null.std(ddof=1), rel=1e-8)
     assert table.loc["B", "edistance_pvalue"] == pytest.approx((np.sum(null >= value) + 1) / 31)
@@ -81,6 +82,9 @@ def test_returned_null_draws_give_the_z_scores():
             in_null = (nulls["metric"] == metric) & (nulls["null_size"] == row[f"{metric}_null_size"])
             null = nulls.loc[in_null, "value"].to_numpy()
             assert null.size == 25
+            if metric == "edistance":  # the E-distance null is scaled to the group's own size
+                n, s = row["n_cells"], row["edistance_null_size"]
+                null = null * (1 / n + 1 / (60 - n)) / (1 / s + 1 / (60 - s))
             expected = (row[metric] - null.mean()) / null.std(ddof=1)
             assert row[f"{metric}_z"] == pytest.approx(expected, rel=1e-12)
     assert table.set_index("perturbation").loc["B", "edistance_null_size"] == size_bucket(24)
@@ -104,6 +108,7 @@ def test_pair_scores_match_direct_edistance_and_a_subset_null_by_hand():
     drawn = draw_control_subsets(80, 2 * size, 30, np.random.default_rng([5, 4, size]))
     controls = normalized(adata, "ctrl")
     null = np.array([edistance(controls[d[:size]], controls[d[size:]]) for d in drawn])
+    null *= (1 / 20 + 1 / 30) / (2 / size)  # scaled from two groups of the grid size to 20 and 30 cells
     assert row["edistance_z"] == pytest.approx((row["edistance"] - null.mean()) / null.std(ddof=1), rel=1e-8)
     table = pairs.set_index(["perturbation_1", "perturbation_2"])
     assert table.loc[("B", "C"), "edistance_z"] < table.loc[("A", "B"), "edistance_z"]
@@ -174,3 +179,17 @@ def test_papalexi_rankings_are_stable_across_seeds_and_find_strong_targets():
     assert correlations["all"] >= 0.95
     top_third = ranked[: len(ranked) // 3 + 1]
     assert {"IFNGR1", "IFNGR2", "JAK2", "STAT1"} <= set(top_third)
+
+
+def test_null_spread_scales_with_one_over_n_plus_one_over_the_rest_on_papalexi():
+    """The scaling of the bucketed null rests on sd(E) ~ 1/n + 1/(N - n) for the E-statistic under the null."""
+    adata = papalexi2021()
+    embed_pca(adata, n_comps=50)
+    control = adata.obs["target_gene"].to_numpy() == "non-targeting"
+    Z = adata.obsm["X_pca"][control]
+    Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    n_control, sizes = len(Z), [50, 200, 800]
+    nulls = control_null_edistance(Z, sizes, n_draws=300, rng=0)
+    ratios = [null.std(ddof=1) / (1 / n + 1 / (n_control - n)) for null, n in zip(nulls, sizes)]
+    assert max(ratios) / min(ratios) < 1.2  # the raw spread itself changes 10-fold over these sizes
+    assert nulls[0].std() / nulls[2].std() > 5
