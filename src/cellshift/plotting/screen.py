@@ -141,7 +141,7 @@ def pair_distance_distributions(
             raise KeyError(f"pairs of model {model!r} lack {column!r}; columns: {list(pairs.columns)}")
     rng = np.random.default_rng([seed, JITTER_STREAM])
     models = list(pairs_by_model)
-    figure = new_figure(max(4.0, 1.0 + 1.1 * len(models)), 4.2)
+    figure = new_figure(max(5.0, 1.0 + 1.1 * len(models)), 4.2)
     axis = figure.subplots()
     for m, model in enumerate(models):
         _violin(axis, pairs_by_model[model][column].to_numpy(dtype=float), m, 0.8, CLASS_COLORS[1], rng)
@@ -150,7 +150,7 @@ def pair_distance_distributions(
     n_pairs = len(next(iter(pairs_by_model.values())))
     axis.set_ylabel(f"normalised {metric} between perturbations")
     axis.set_xlabel(f"model ({n_pairs} pairs each)")
-    axis.set_title(f"Normalised {metric} between perturbations per model")
+    axis.set_title(f"Normalised {metric} between perturbations")
     return finish(figure, path, overwrite)
 
 
