@@ -118,5 +118,7 @@ def _print_summary(summary: dict, evaluation, run, out: Path) -> None:
         top = table.sort_values("edistance_z", ascending=False)
         labels = [f"{p} ({n:.0f} DEGs)" for p, n in zip(top["perturbation"][:5], top["n_degs"][:5], strict=True)]
         print(f"  {name:>11}: {', '.join(labels)}")
+    print("\nmedian normalised distance (z) per model and pool of perturbations:")
+    print(run.medians.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"\nseconds: {summary['seconds']}")
     print(f"results: {out.resolve()}  (report: {run.report.resolve()})")

@@ -99,7 +99,7 @@ class ScreenSettings:
 
 @dataclass
 class ScreenResult:
-    """What a screen run produced."""
+    """What a screen run produced (tables per embedding name, as written into ``out``)."""
 
     out: Path
     report: Path
@@ -107,6 +107,8 @@ class ScreenResult:
     degs: pd.DataFrame
     enrichment: pd.DataFrame | None
     seconds: dict[str, float]
+    pairs: dict[str, pd.DataFrame]
+    medians: pd.DataFrame
 
 
 def run_screen(
@@ -236,7 +238,16 @@ def run_screen(
         tuned_dir if "finetuned" in keys else None,
     )  # fmt: skip
     write_text_atomic(out / "run.json", json.dumps({"settings": asdict(s), "seconds": seconds}, indent=2))
-    return ScreenResult(out, report, scores, summary, enrichment, seconds)
+    medians = screen_medians(scores, summary, split, pairs)
+    write_csv_atomic(medians, out / "medians.csv", overwrite=True)
+    return ScreenResult(out, report, scores, summary, enrichment, seconds, pairs, medians)
+
+
+def screen_medians(scores, summary, split, pairs) -> pd.DataFrame:
+    """The report's medians table: per model, the 0-DEG pool, the test perturbations and the pairs."""
+    from cellshift.report.sections import medians_table, split_pools
+
+    return medians_table(scores, summary, pools=split_pools(split), pairs_by_model=pairs)
 
 
 def _finetuned_split(finetuned, adata, s: ScreenSettings):

@@ -112,6 +112,11 @@ def medians_table(
     return pd.DataFrame(rows, columns=["model", "pool", "n_perturbations", *columns])
 
 
+def split_pools(split: PerturbationSplit) -> dict[str, tuple[str, ...]]:
+    """The pools of the paper's Table 1 from a split: the 0-DEG pool and the test perturbations."""
+    return {"0-DEG pool": split.zero_deg, f"test (>= {split.min_degs} DEGs)": split.test}
+
+
 def _common_metrics(scores_by_model: Mapping[str, pd.DataFrame]) -> list[str]:
     """The metrics of :data:`METRICS` with a ``_z`` column in every table."""
     common = [m for m in METRICS if all(f"{m}_z" in frame.columns for frame in scores_by_model.values())]
@@ -307,7 +312,7 @@ def screen_sections(
     from cellshift.analysis.split import PerturbationSplit
 
     if pools is None and isinstance(split, PerturbationSplit):
-        pools = {"0-DEG pool": split.zero_deg, f"test (>= {split.min_degs} DEGs)": split.test}
+        pools = split_pools(split)
     ranking_model = ranking_model if ranking_model is not None else next(iter(scores_by_model), None)
     if ranking_model not in scores_by_model:
         raise KeyError(f"ranking model {ranking_model!r} is not one of the models {list(scores_by_model)}")
