@@ -436,7 +436,7 @@ def _report(adata, out, s, keys, tables, summary, split, enrichment, seconds, no
         overwrite=True,
     )
     if enrichment is not None:
-        figures["0-DEG enrichment"] = enrichment_pvalues(
+        figures["0-DEG enrichment p-values against the top n"] = enrichment_pvalues(
             enrichment, path=out / "figures" / "enrichment.png", overwrite=True
         )
     shown = list(s.umap_perturbations) or _umap_choice(scores, summary, keys, metric)
