@@ -225,3 +225,12 @@ def test_standardised_nulls_have_zero_mean_and_unit_spread_per_size(screen):
         assert values.mean() == pytest.approx(0.0, abs=1e-12) and values.std(ddof=1) == pytest.approx(1.0)
     with pytest.raises(KeyError, match="wasserstein"):
         standardised_nulls(nulls, "wasserstein")
+
+
+def test_axes_turn_symmetric_log_only_when_z_scores_span_orders_of_magnitude():
+    narrow = {"a": pd.DataFrame({"edistance_z": [0.5, 2.0, 30.0]})}
+    wide = {"a": pd.DataFrame({"edistance_z": [0.5, 2.0, 1500.0]})}
+    assert pair_distance_distributions(narrow).axes[0].get_yscale() == "linear"
+    assert pair_distance_distributions(wide).axes[0].get_yscale() == "symlog"
+    scores = {"m": pd.DataFrame({"perturbation": ["A", "B", "C"], "edistance_z": [0.1, 3.0, 900.0]})}
+    assert distance_distributions(scores).axes[0].get_yscale() == "symlog"

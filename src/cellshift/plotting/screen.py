@@ -93,6 +93,7 @@ def distance_distributions(
             _violin(axis, selected[column].to_numpy(), center, width, color, rng)
     axis.set_xticks(range(len(models)), models)
     axis.axhline(0.0, color="black", linewidth=0.6, linestyle=":")
+    _symlog_when_wide(axis, tidy[column])
     axis.set_ylabel(f"normalised {metric} (z vs control null)")
     dropped = int(tidy[column].isna().sum())
     unknown = int(tidy["deg_class"].isna().sum()) if split else 0
@@ -147,11 +148,22 @@ def pair_distance_distributions(
         _violin(axis, pairs_by_model[model][column].to_numpy(dtype=float), m, 0.8, CLASS_COLORS[1], rng)
     axis.set_xticks(range(len(models)), models)
     axis.axhline(0.0, color="black", linewidth=0.6, linestyle=":")
+    _symlog_when_wide(axis, pd.concat([pairs[column] for pairs in pairs_by_model.values()]))
     n_pairs = len(next(iter(pairs_by_model.values())))
     axis.set_ylabel(f"normalised {metric} between perturbations")
     axis.set_xlabel(f"model ({n_pairs} pairs each)")
     axis.set_title(f"Normalised {metric} between perturbations")
     return finish(figure, path, overwrite)
+
+
+def _symlog_when_wide(axis: Axes, values: pd.Series, linear_up_to: float = 10.0) -> None:
+    """Symmetric-log y axis (linear within +-``linear_up_to``) when z-scores reach 10x beyond it.
+
+    Normalised distances of strong perturbations can be 100-1,000x those of the rest; on a
+    linear axis everything near the null collapses onto 0.
+    """
+    if np.nanmax(np.abs(values.to_numpy(dtype=float)), initial=0.0) > 10 * linear_up_to:
+        axis.set_yscale("symlog", linthresh=linear_up_to)
 
 
 def _tidy_scores(
