@@ -146,6 +146,7 @@ def run_screen(
     """
     from cellshift.analysis import degs as compute_degs
     from cellshift.analysis import score_perturbation_pairs, score_perturbations, validate_screen
+    from cellshift.analysis.scoring import EDISTANCE_METRICS
     from cellshift.analysis.split import split_perturbations
 
     out = Path(out)
@@ -209,7 +210,7 @@ def run_screen(
         write_csv_atomic(table, out / "scores" / f"{name}.csv", overwrite=True)
         write_csv_atomic(nulls[name], out / "scores" / f"{name}.nulls.csv", overwrite=True)
         scores[name] = table
-        pair_metrics = [metric for metric in s.metrics if metric in ("edistance", "cosine_edistance")]
+        pair_metrics = [metric for metric in s.metrics if metric in EDISTANCE_METRICS]
         if len(held_out) >= 2 and pair_metrics:
             pairs[name] = score_perturbation_pairs(
                 adata,
@@ -231,15 +232,15 @@ def run_screen(
         write_csv_atomic(enrichment, out / "enrichment.csv", overwrite=True)
 
     response = _response(adata, out, s, model, seconds) if s.response else None
+    medians = screen_medians(scores, summary, split, pairs)
+    write_csv_atomic(medians, out / "medians.csv", overwrite=True)
     tuned_dir = Path(finetuned) if finetuned is not None else out / "finetuned_model"
-    tables = (scores, nulls, pairs)
+    tables = (scores, nulls, pairs, medians)
     report = _report(
         adata, out, s, keys, tables, summary, split, enrichment, seconds, notes or {}, response,
         tuned_dir if "finetuned" in keys else None,
     )  # fmt: skip
     write_text_atomic(out / "run.json", json.dumps({"settings": asdict(s), "seconds": seconds}, indent=2))
-    medians = screen_medians(scores, summary, split, pairs)
-    write_csv_atomic(medians, out / "medians.csv", overwrite=True)
     return ScreenResult(out, report, scores, summary, enrichment, seconds, pairs, medians)
 
 
@@ -398,8 +399,8 @@ def _response(adata, out, s, model, seconds) -> tuple[pd.DataFrame, object]:
 
 
 def _report(adata, out, s, keys, tables, summary, split, enrichment, seconds, notes, response, tuned_dir) -> Path:
-    """Figures and the HTML report; ``tables`` are the scores, null draws and pair scores per embedding."""
-    from cellshift.analysis.scoring import standardised_nulls
+    """Figures and the HTML report; ``tables``: scores, null draws and pair scores per embedding, medians."""
+    from cellshift.analysis.scoring import EDISTANCE_METRICS, standardised_nulls
     from cellshift.plotting import (
         control_null,
         distance_distributions,
@@ -409,13 +410,13 @@ def _report(adata, out, s, keys, tables, summary, split, enrichment, seconds, no
     )
     from cellshift.report import Section, build_report, screen_sections
 
-    scores, nulls, pairs = tables
+    scores, nulls, pairs, medians = tables
     figures = {}
     metric = s.metrics[0]
     figures["Normalised distances per embedding"] = distance_distributions(
         scores, metric=metric, degs=summary, path=out / "figures" / "distances.png", overwrite=True
     )
-    pair_metric = next((m for m in s.metrics if m in ("edistance", "cosine_edistance")), None)
+    pair_metric = next((m for m in s.metrics if m in EDISTANCE_METRICS), None)
     if pairs and pair_metric:
         figures["Normalised distances between held-out perturbations"] = pair_distance_distributions(
             pairs, metric=pair_metric, path=out / "figures" / "pair_distances.png", overwrite=True
@@ -472,7 +473,7 @@ def _report(adata, out, s, keys, tables, summary, split, enrichment, seconds, no
         ranking_model=ranking,
         metric=metric,
         min_degs=s.min_degs,
-        pairs_by_model=pairs,
+        medians=medians,
     )
     if response is not None:
         table, figure = response

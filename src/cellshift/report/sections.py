@@ -266,6 +266,7 @@ def screen_sections(
     min_degs: int = MIN_DEGS,
     top: int | None = None,
     pairs_by_model: Mapping[str, pd.DataFrame] | None = None,
+    medians: pd.DataFrame | None = None,
 ) -> list[Section]:
     """The standard sections of a screen report, in order.
 
@@ -303,6 +304,9 @@ def screen_sections(
         Rows of the ranking shown (``None``: all).
     pairs_by_model
         Pair tables per model, summarised in the medians table (see :func:`medians_table`).
+    medians
+        The medians table, when the caller already made it (then ``pools`` and
+        ``pairs_by_model`` are not used).
 
     Returns
     -------
@@ -325,7 +329,9 @@ def screen_sections(
                 "cells, per model, pool of perturbations and metric (Zhao et al. 2025, Table 1). The pair rows give "
                 "the median over pairs of perturbations of their normalised distance to each other."
             ),
-            table=medians_table(scores_by_model, degs, pools=pools, min_degs=min_degs, pairs_by_model=pairs_by_model),
+            table=medians
+            if medians is not None
+            else medians_table(scores_by_model, degs, pools=pools, min_degs=min_degs, pairs_by_model=pairs_by_model),
         )
     )
     shown = "all" if top is None else f"top {top}"
