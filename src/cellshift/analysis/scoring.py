@@ -167,12 +167,7 @@ def score_perturbations(
         if metric in EDISTANCE_METRICS and reference == "all":
             n_control = screen.n_control
             scales = [size_scale(n, n_control - n, s, n_control - s) for n, s in zip(screen.sizes, sizes, strict=True)]
-        scores = [
-            z_and_pvalue(value, nulls[size] * scale) for value, size, scale in zip(values, sizes, scales, strict=True)
-        ]
-        table[metric] = values
-        table[f"{metric}_z"] = [z for z, _ in scores]
-        table[f"{metric}_pvalue"] = [p for _, p in scores]
+        _add_scores(table, metric, values, [nulls[size] * scale for size, scale in zip(sizes, scales, strict=True)])
         table[f"{metric}_null_size"] = sizes
         null_frames += [
             pd.DataFrame({"metric": metric, "null_size": size, "value": null}) for size, null in nulls.items()
@@ -180,6 +175,14 @@ def score_perturbations(
     if return_nulls:
         return table, pd.concat(null_frames, ignore_index=True)
     return table
+
+
+def _add_scores(table: pd.DataFrame, metric: str, values: Sequence[float], nulls: Sequence[np.ndarray]) -> None:
+    """Add columns ``<metric>, <metric>_z, <metric>_pvalue``: each value against its own null."""
+    scores = [z_and_pvalue(value, null) for value, null in zip(values, nulls, strict=True)]
+    table[metric] = values
+    table[f"{metric}_z"] = [z for z, _ in scores]
+    table[f"{metric}_pvalue"] = [p for _, p in scores]
 
 
 def standardised_nulls(nulls: pd.DataFrame, metric: str) -> np.ndarray:
@@ -413,12 +416,5 @@ def score_perturbation_pairs(
         }
         values = matrix.to_numpy()[first, second]
         pair_sizes = zip(table["n_cells_1"], table["n_cells_2"], null_sizes, strict=True)
-        scales = [size_scale(a, b, size, size) for a, b, size in pair_sizes]
-        scores = [
-            z_and_pvalue(value, nulls[size] * scale)
-            for value, size, scale in zip(values, null_sizes, scales, strict=True)
-        ]
-        table[metric] = values
-        table[f"{metric}_z"] = [z for z, _ in scores]
-        table[f"{metric}_pvalue"] = [p for _, p in scores]
+        _add_scores(table, metric, values, [nulls[size] * size_scale(a, b, size, size) for a, b, size in pair_sizes])
     return table
