@@ -6,8 +6,9 @@ from threadpoolctl import threadpool_limits
 
 from cellshift.cli import main
 from cellshift.cli.embed import METHODS
+from cellshift.data import log_normalized
 from cellshift.datasets import papalexi2021
-from cellshift.embed import embed_hvg, embed_pca, log_normalized
+from cellshift.embed import embed_hvg, embed_pca
 
 
 @pytest.fixture(autouse=True)

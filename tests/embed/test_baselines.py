@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from cellshift.embed import embed_hvg, embed_pca, log_normalized
+from cellshift.data import log_normalized
+from cellshift.embed import embed_hvg, embed_pca
 
 
 def make_counts(n_cells=60, n_genes=30, seed=0):

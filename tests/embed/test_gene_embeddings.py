@@ -1,10 +1,8 @@
-import sys
-import types
-
 import numpy as np
 import pandas as pd
 import pytest
 
+import cellshift.embed.gene_embeddings as gene_embeddings
 from cellshift import datasets
 from cellshift.embed import (
     bipartite_spectral_embedding,
@@ -124,9 +122,7 @@ def test_model_embedding_maps_symbols_to_the_models_ensembl_ids(monkeypatch):
         index = ["ENSG00000115415", "ENSG00000096968", "ENSG00000141510"]  # STAT1, JAK2, TP53
         return pd.DataFrame(np.arange(12.0).reshape(3, 4), index=index)
 
-    module = types.ModuleType("cellshift.embed.model_genes")
-    module.model_gene_embeddings = fake_model_gene_embeddings
-    monkeypatch.setitem(sys.modules, "cellshift.embed.model_genes", module)
+    monkeypatch.setattr(gene_embeddings, "model_gene_embeddings", fake_model_gene_embeddings)
     cells = datasets.papalexi2021()[:50]
     embedding = gene_embedding(
         "model", ["JAK2", "STAT1", "IFNGR1"], cells=cells, model_dir="checkpoint", model_layer=-2

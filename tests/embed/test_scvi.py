@@ -10,8 +10,9 @@ pytest.importorskip("scvi")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from cellshift.data import log_normalized  # noqa: E402
 from cellshift.datasets import papalexi2021  # noqa: E402
-from cellshift.embed import embed_pca, embed_scvi, log_normalized  # noqa: E402
+from cellshift.embed import embed_pca, embed_scvi  # noqa: E402
 from cellshift.embed.scvi import default_max_epochs, default_n_latent, scvi_model  # noqa: E402
 from cellshift.metrics import edistance  # noqa: E402
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cellshift.analysis.split import deg_counts
+from cellshift.datasets import GENE_SETS, gene_set
 
 COLUMNS = [
     "gene_set",
@@ -66,8 +67,6 @@ def load_gene_set(spec: str, *, species: str = "human") -> tuple[str, list[str]]
     ValueError
         If ``spec`` is neither a bundled set nor an existing file, or the file lists no gene.
     """
-    from cellshift.datasets import GENE_SETS, gene_set
-
     if spec in GENE_SETS:
         return spec, gene_set(spec, species=species)
     path = Path(spec)

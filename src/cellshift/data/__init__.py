@@ -1,29 +1,23 @@
-"""Reading count matrices, gene identifiers, orthologs, gene tables and input checks."""
+"""Reading count matrices, gene identifiers, orthologs, gene tables, normalisation and input checks.
 
-from cellshift.data.checks import check_raw_counts
-from cellshift.data.gene_table import GeneTable
-from cellshift.data.genes import (
-    GeneMapping,
-    detect_id_type,
-    detect_species,
-    ensembl_to_symbols,
-    human_to_mouse,
-    mouse_to_human,
-    resolve_to_human_ensembl,
-    symbols_to_ensembl,
-)
-from cellshift.data.reading import CountReader
+The lowest layer: numpy, pandas, AnnData and scanpy only (never torch). Submodules load on first use.
+"""
 
-__all__ = [
-    "CountReader",
-    "GeneMapping",
-    "GeneTable",
-    "check_raw_counts",
-    "detect_id_type",
-    "detect_species",
-    "ensembl_to_symbols",
-    "human_to_mouse",
-    "mouse_to_human",
-    "resolve_to_human_ensembl",
-    "symbols_to_ensembl",
-]
+from cellshift._lazy import lazy_exports
+
+_EXPORTS = {
+    "check_raw_counts": "checks",
+    "GeneTable": "gene_table",
+    "GeneMapping": "genes",
+    "detect_id_type": "genes",
+    "detect_species": "genes",
+    "ensembl_to_symbols": "genes",
+    "human_to_mouse": "genes",
+    "mouse_to_human": "genes",
+    "resolve_to_human_ensembl": "genes",
+    "symbols_to_ensembl": "genes",
+    "log_normalized": "normalize",
+    "CountReader": "reading",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,38 +1,23 @@
 """Bundled real data sets, gene sets and loaders for full public sources (cached, checksummed)."""
 
-from cellshift.datasets._bundled import (
-    baron2016_pancreas,
-    bundled_corpora,
-    gene_families,
-    grn,
-    kang2018_pbmc,
-    pancreas_mouse,
-    papalexi2021,
-)
-from cellshift.datasets._census import cellxgene_census
-from cellshift.datasets._gene_sets import GENE_SETS, gene_set
-from cellshift.datasets._remote import (
-    ChecksumError,
-    default_cache_dir,
-    download,
-    figshare_file,
-    replogle2022_k562_essential,
-)
+from cellshift._lazy import lazy_exports
 
-__all__ = [
-    "GENE_SETS",
-    "ChecksumError",
-    "baron2016_pancreas",
-    "bundled_corpora",
-    "cellxgene_census",
-    "default_cache_dir",
-    "download",
-    "figshare_file",
-    "gene_families",
-    "gene_set",
-    "grn",
-    "kang2018_pbmc",
-    "pancreas_mouse",
-    "papalexi2021",
-    "replogle2022_k562_essential",
-]
+_EXPORTS = {
+    "baron2016_pancreas": "_bundled",
+    "bundled_corpora": "_bundled",
+    "gene_families": "_bundled",
+    "grn": "_bundled",
+    "kang2018_pbmc": "_bundled",
+    "pancreas_mouse": "_bundled",
+    "papalexi2021": "_bundled",
+    "cellxgene_census": "_census",
+    "GENE_SETS": "_gene_sets",
+    "gene_set": "_gene_sets",
+    "ChecksumError": "_remote",
+    "default_cache_dir": "_remote",
+    "download": "_remote",
+    "figshare_file": "_remote",
+    "replogle2022_k562_essential": "_remote",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

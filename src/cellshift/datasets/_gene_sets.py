@@ -6,6 +6,7 @@ import re
 
 import pandas as pd
 
+from cellshift.data.genes import human_to_mouse
 from cellshift.datasets._bundled import FILES
 
 GENES = FILES / "genes"
@@ -39,8 +40,6 @@ def gene_set(name: str, *, species: str = "human") -> list[str]:
     if species == "human":
         return symbols
     if species == "mouse":
-        from cellshift.data.genes import human_to_mouse
-
         return sorted(t for t in human_to_mouse(symbols).target if t is not None)
     raise ValueError(f"unknown species {species!r}; use 'human' or 'mouse'")
 

@@ -8,35 +8,10 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
+import scanpy as sc
 from scipy import sparse
 
-
-def log_normalized(adata: ad.AnnData, *, layer: str | None = None) -> ad.AnnData:
-    """Return a new AnnData holding the log-normalised counts of ``adata``.
-
-    ``x_ig = log(1 + 1e4 * c_ig / sum_g' c_ig')`` (scanpy ``normalize_total(target_sum=1e4)``
-    then ``log1p``), computed on a copy of the counts.
-
-    Parameters
-    ----------
-    adata
-        Cells x genes with raw counts in ``X`` or in ``layers[layer]``.
-    layer
-        Layer holding the counts; ``None`` uses ``X``.
-
-    Returns
-    -------
-    anndata.AnnData
-        Same cells (``obs``) and genes (``var``), ``X`` = log-normalised float32 values.
-    """
-    import scanpy as sc
-
-    counts = adata.X if layer is None else adata.layers[layer]
-    counts = counts.astype(np.float32) if sparse.issparse(counts) else np.asarray(counts, dtype=np.float32)
-    normalized = ad.AnnData(X=counts.copy(), obs=adata.obs.copy(), var=adata.var.copy())
-    sc.pp.normalize_total(normalized, target_sum=1e4)
-    sc.pp.log1p(normalized)
-    return normalized
+from cellshift.data import log_normalized
 
 
 def embed_pca(
@@ -71,8 +46,6 @@ def embed_pca(
         ``adata`` (or a copy when ``copy=True``, else ``None``) with
         ``adata.obsm['X_pca']``: cells x components, float32.
     """
-    import scanpy as sc
-
     adata = adata.copy() if copy else adata
     key = key_added or "X_pca"
     n_used = min(n_comps, adata.n_vars - 1, adata.n_obs - 1)
@@ -118,8 +91,6 @@ def embed_hvg(
         ``adata.obsm['X_hvg']``: cells x genes, dense float32; and
         ``adata.uns['X_hvg']['genes']``: the names of those genes, in column order.
     """
-    import scanpy as sc
-
     adata = adata.copy() if copy else adata
     key = key_added or "X_hvg"
     normalized = log_normalized(adata, layer=layer)

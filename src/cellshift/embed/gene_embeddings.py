@@ -31,7 +31,12 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 import pandas as pd
-from scipy import sparse
+import scanpy as sc
+from scipy import linalg, sparse
+
+from cellshift.data import log_normalized, resolve_to_human_ensembl
+from cellshift.datasets import gene_families, grn
+from cellshift.embed.model_genes import model_gene_embeddings
 
 
 @dataclass(frozen=True)
@@ -113,10 +118,6 @@ def pca_gene_embedding(
     pandas.DataFrame
         Genes x components (``varm['PCs']`` of scanpy), indexed by gene name.
     """
-    import scanpy as sc
-
-    from cellshift.embed.baselines import log_normalized
-
     if isinstance(data, ad.AnnData):
         matrix = log_normalized(data, layer=layer)
     else:
@@ -158,8 +159,6 @@ def bipartite_spectral_embedding(
     sources, targets : pandas.DataFrame
         Source nodes x components (``U``) and target nodes x components (``V``), indexed by name.
     """
-    from scipy import linalg
-
     pairs = edges[["source", "target"]].astype(str).drop_duplicates()
     sources, targets = pd.Index(np.unique(pairs["source"])), pd.Index(np.unique(pairs["target"]))
     n_used = min(n_components, len(sources), len(targets))
@@ -211,8 +210,6 @@ def grn_gene_embedding(
     pandas.DataFrame
         Genes (symbols) x components.
     """
-    from cellshift.datasets import grn
-
     tables = []
     for name in networks:
         table = grn(name)
@@ -242,8 +239,6 @@ def family_gene_embedding(*, n_components: int = 64) -> pd.DataFrame:
     pandas.DataFrame
         Genes (symbols) x components.
     """
-    from cellshift.datasets import gene_families
-
     links = gene_families()
     edges = pd.DataFrame({"source": links["symbol"], "target": links["family_id"]})
     genes, _ = bipartite_spectral_embedding(edges, n_components=n_components)
@@ -310,9 +305,6 @@ def model_gene_embedding(
     pandas.DataFrame
         The given genes with an embedding x model dimensions.
     """
-    from cellshift.data import resolve_to_human_ensembl
-    from cellshift.embed.model_genes import model_gene_embeddings
-
     given = {"max_cells": max_cells, "batch_size": batch_size}
     options = {name: value for name, value in given.items() if value is not None}
     table = model_gene_embeddings(model_dir, cells, layer=layer, **options)

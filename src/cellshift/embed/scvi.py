@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 import pandas as pd
+import torch
 from scipy import sparse
 
 from cellshift.data.checks import check_raw_counts
@@ -268,8 +269,6 @@ def _training_summary(model) -> dict[str, float | int]:
 @contextmanager
 def _seeded(scvi, seed: int) -> Iterator[None]:
     """Seed scvi-tools (torch, numpy, random) for the block, then restore the caller's random states."""
-    import torch
-
     numpy_state, python_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         scvi.settings.seed = seed

@@ -1,26 +1,20 @@
 """Figures (matplotlib, no pyplot state): each function returns a Figure and can save it as PNG atomically."""
 
-from cellshift.plotting._deg_classes import attach_n_degs, deg_class_labels, deg_classes
-from cellshift.plotting._save import png_bytes, save_png
-from cellshift.plotting.screen import (
-    control_null,
-    distance_distributions,
-    enrichment_pvalues,
-    pair_distance_distributions,
-)
-from cellshift.plotting.umap import compute_umap, umap_compare_embeddings, umap_perturbed_vs_control
+from cellshift._lazy import lazy_exports
 
-__all__ = [
-    "attach_n_degs",
-    "compute_umap",
-    "control_null",
-    "deg_class_labels",
-    "deg_classes",
-    "distance_distributions",
-    "enrichment_pvalues",
-    "pair_distance_distributions",
-    "png_bytes",
-    "save_png",
-    "umap_compare_embeddings",
-    "umap_perturbed_vs_control",
-]
+_EXPORTS = {
+    "attach_n_degs": "_deg_classes",
+    "deg_class_labels": "_deg_classes",
+    "deg_classes": "_deg_classes",
+    "png_bytes": "_save",
+    "save_png": "_save",
+    "control_null": "screen",
+    "distance_distributions": "screen",
+    "enrichment_pvalues": "screen",
+    "pair_distance_distributions": "screen",
+    "compute_umap": "umap",
+    "umap_compare_embeddings": "umap",
+    "umap_perturbed_vs_control": "umap",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+import anndata as ad
 import numpy as np
 import pandas as pd
+import scanpy as sc
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cellshift.analysis.scoring import l2_normalize
+from cellshift.analysis.screen_input import get_embedding, validate_screen
 from cellshift.plotting._save import finish, new_figure
-
-if TYPE_CHECKING:
-    import anndata as ad
 
 Layout = Literal["shared", "per_perturbation"]
 CONTROL_COLOR = "#c4c4c4"
@@ -68,11 +69,6 @@ def compute_umap(
     numpy.ndarray
         Cells x 2 float array.
     """
-    import anndata as ad
-    import scanpy as sc
-
-    from cellshift.analysis.scoring import l2_normalize
-
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or Z.shape[0] < 3:
         raise ValueError(f"UMAP needs a 2-D embedding of at least 3 cells, got shape {Z.shape}")
@@ -235,8 +231,6 @@ def _umap_figure(
     overwrite: bool,
 ) -> Figure:
     """Sample cells, compute the UMAPs and draw the panels (row-major: perturbation, then embedding)."""
-    from cellshift.analysis.screen_input import get_embedding, validate_screen
-
     if layout not in ("shared", "per_perturbation"):
         raise ValueError(f"layout must be 'shared' or 'per_perturbation', got {layout!r}")
     screen = validate_screen(adata, perturbation_key=perturbation_key, control=control, min_cells=1)

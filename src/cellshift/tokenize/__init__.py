@@ -1,8 +1,14 @@
 """Rank-value encoding of raw-count cells into an Arrow corpus (DESIGN §2.1)."""
 
-from cellshift.tokenize._tokenize import tokenize
-from cellshift.tokenize.corpus import Corpus, load_corpus
-from cellshift.tokenize.medians import compute_gene_medians
-from cellshift.tokenize.rank import EncodedCells, rank_value_encode
+from cellshift._lazy import lazy_exports
 
-__all__ = ["Corpus", "EncodedCells", "compute_gene_medians", "load_corpus", "rank_value_encode", "tokenize"]
+_EXPORTS = {
+    "tokenize": "_tokenize",
+    "Corpus": "corpus",
+    "load_corpus": "corpus",
+    "compute_gene_medians": "medians",
+    "EncodedCells": "rank",
+    "rank_value_encode": "rank",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from datasets import Dataset, concatenate_datasets
 
 from cellshift.data.gene_table import GeneTable
 from cellshift.tokenize.rank import EncodedCells
@@ -65,8 +66,6 @@ class Corpus:
 
     def dataset(self):
         """All shards as one memory-mapped ``datasets.Dataset``, rows in input cell order."""
-        from datasets import Dataset, concatenate_datasets
-
         shards = [Dataset.from_file(str(self.path / s["file"])) for s in self.metadata["shards"]]
         return concatenate_datasets(shards) if len(shards) > 1 else shards[0]
 

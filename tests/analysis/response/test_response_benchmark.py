@@ -1,5 +1,3 @@
-import sys
-import types
 from pathlib import Path
 
 import anndata as ad
@@ -9,6 +7,7 @@ import pytest
 from scipy import sparse
 
 import cellshift.analysis.response.protocol as protocol
+import cellshift.embed.gene_embeddings as gene_embeddings
 from cellshift.analysis.response import benchmark
 
 MICROGLIA = Path(__file__).resolve().parents[4] / "shared" / "data" / "perturbseq"
@@ -88,9 +87,7 @@ def test_model_embedding_runs_through_the_benchmark_and_sets_the_random_dimensio
         ids = [e for e in symbols_to_ensembl(GENES[:8]).target if e]
         return pd.DataFrame(np.random.default_rng(0).normal(size=(len(ids), 6)), index=ids)
 
-    module = types.ModuleType("cellshift.embed.model_genes")
-    module.model_gene_embeddings = fake_model_gene_embeddings
-    monkeypatch.setitem(sys.modules, "cellshift.embed.model_genes", module)
+    monkeypatch.setattr(gene_embeddings, "model_gene_embeddings", fake_model_gene_embeddings)
     result = benchmark(
         small_screen(),
         perturbation_key="gene",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ def predict_linear(
     Prediction
         ``parameters``: ``n_components``, ``ridge``, ``n_train`` (training perturbations in the fit).
     """
-    from sklearn.decomposition import PCA
-
     mean = training_mean(train)
     centred = fill_missing(train) - mean
     n_used = min(n_components, centred.shape[0], centred.shape[1])

@@ -40,6 +40,8 @@ from cellshift.analysis.response.noise import experimental_error
 from cellshift.analysis.response.regressors import predict_from_embedding
 from cellshift.analysis.response.splits import Split, perturbation_splits
 from cellshift.analysis.response.targets import changes_table, mask_deltas, response_targets
+from cellshift.embed import gene_embedding
+from cellshift.embed.gene_embeddings import GENE_EMBEDDINGS
 
 NO_CHANGE = "no_change"
 LINEAR = "linear"
@@ -219,8 +221,6 @@ def benchmark(
 
 
 def _embedding_methods(embeddings: Sequence[str], gene_embeddings: Mapping[str, pd.DataFrame] | None) -> list[str]:
-    from cellshift.embed.gene_embeddings import GENE_EMBEDDINGS
-
     names = [*embeddings, *(gene_embeddings or {})]
     unknown = [name for name in embeddings if name not in GENE_EMBEDDINGS]
     if unknown:
@@ -244,8 +244,6 @@ def _fixed_embeddings(
     seed: int,
 ) -> dict[str, pd.DataFrame]:
     """Embeddings that do not depend on the split (``pca`` from changes does: it is left out)."""
-    from cellshift.embed import gene_embedding
-
     fixed: dict[str, pd.DataFrame] = {}
     for name in sorted(embeddings, key=lambda method: method == "random"):  # random last: it takes the model's size
         if name == "pca" and control_cells is None:
@@ -260,8 +258,6 @@ def _fixed_embeddings(
 
 def _split_pca(labels: list[str], train: pd.DataFrame, n_components: int) -> pd.DataFrame:
     """Gene loadings of a PCA of the training changes only (no test perturbation leaks in)."""
-    from cellshift.embed import gene_embedding
-
     return gene_embedding("pca", labels, changes=train, n_components=n_components)
 
 

@@ -28,9 +28,17 @@ from collections.abc import Sequence
 import anndata as ad
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.linear_model import Lasso, Ridge
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
+from cellshift.analysis.response._knn import NeighbourMean
 from cellshift.analysis.response.baselines import Prediction, fill_missing, training_mean
 from cellshift.analysis.response.targets import changes_table
+from cellshift.embed import gene_embedding
 
 K_GRID = (1, 3, 5, 10, 20, 30, 50, 75, 100)
 ALPHA_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -61,15 +69,6 @@ def embedding_regressor(regressor: str, *, n_train: int, n_features: int, n_fold
     sklearn.model_selection.GridSearchCV
         Unfitted; ``refit=True``.
     """
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import Lasso, Ridge
-    from sklearn.metrics import make_scorer
-    from sklearn.model_selection import GridSearchCV, KFold
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from cellshift.analysis.response._knn import NeighbourMean
-
     if n_train < MIN_TRAIN:
         raise ValueError(
             f"a regressor needs at least {MIN_TRAIN} training perturbations with an embedding, got {n_train}"
@@ -192,8 +191,6 @@ def predict(
         ``obs['fallback']``: ``True`` where the gene had no embedding and the training mean was
         used; ``uns['response_prediction']``: ``regressor`` and the chosen ``parameters``.
     """
-    from cellshift.embed import gene_embedding
-
     train = changes_table(train_adata)
     genes = [str(g) for g in genes_to_predict]
     if isinstance(embedding, str):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.model_selection import KFold
 
 
 class Split(NamedTuple):
@@ -37,8 +38,6 @@ def perturbation_splits(perturbations: Sequence[str], *, n_splits: int = 5, seed
     list of Split
         ``(index, train, test)``; labels keep their input order within each side.
     """
-    from sklearn.model_selection import KFold
-
     labels = np.asarray(list(map(str, perturbations)))
     if len(set(labels)) != len(labels):
         raise ValueError("perturbation labels must be distinct to split them")

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import sparse
 
 from cellshift.analysis.screen_input import validate_screen
+from cellshift.data import log_normalized
 
 
 class PseudobulkDesign:
@@ -59,8 +60,6 @@ class PseudobulkDesign:
         layer: str | None = None,
         exclude: Iterable[str] = (),
     ):
-        from cellshift.embed import log_normalized
-
         screen = validate_screen(
             adata, perturbation_key=perturbation_key, control=control, min_cells=1, exclude=exclude
         )

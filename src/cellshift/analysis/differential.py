@@ -21,11 +21,11 @@ from typing import Literal
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scanpy as sc
 from scipy import sparse, stats
 
 from cellshift.analysis.screen_input import Screen, validate_screen
-from cellshift.data import check_raw_counts, detect_id_type, ensembl_to_symbols, symbols_to_ensembl
-from cellshift.embed import log_normalized
+from cellshift.data import check_raw_counts, detect_id_type, ensembl_to_symbols, log_normalized, symbols_to_ensembl
 
 DegMethod = Literal["wilcoxon", "anderson_darling"]
 LONG_COLUMNS = ["perturbation", "gene", "logfoldchange", "pvalue", "padj"]
@@ -120,8 +120,6 @@ def _check_counts(adata: ad.AnnData, layer: str | None) -> None:
 
 def _wilcoxon(normalized: ad.AnnData, screen: Screen) -> pd.DataFrame:
     """Wilcoxon rank-sum tests of every group vs control with scanpy, all genes."""
-    import scanpy as sc
-
     with warnings.catch_warnings():  # scanpy fills its result frame column by column (harmless)
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         sc.tl.rank_genes_groups(
