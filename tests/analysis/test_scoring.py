@@ -7,7 +7,7 @@ from scipy.spatial.distance import cdist
 from scipy.stats import spearmanr
 
 from cellshift.analysis import perturbation_distances, score_perturbation_pairs, score_perturbations
-from cellshift.analysis.scoring import size_bucket, size_bucket_below
+from cellshift.analysis.calibration import size_bucket, size_bucket_below
 from cellshift.datasets import papalexi2021
 from cellshift.embed import embed_pca
 from cellshift.metrics import control_null_edistance, cosine_edistance, draw_control_subsets, edistance

@@ -5,7 +5,8 @@ import pytest
 from matplotlib.collections import LineCollection, PathCollection
 
 from cellshift.analysis import score_perturbation_pairs, score_perturbations
-from cellshift.analysis.scoring import l2_normalize, standardised_nulls
+from cellshift.analysis.calibration import standardised_nulls
+from cellshift.analysis.scoring import l2_normalize
 from cellshift.datasets import papalexi2021
 from cellshift.embed import embed_pca
 from cellshift.metrics import control_null_edistance

@@ -7,7 +7,7 @@ _EXPORTS = {
     "load_gene_set": "enrichment",
     "zero_deg_enrichment": "enrichment",
     "perturbation_distances": "scoring",
-    "score_perturbation_pairs": "scoring",
+    "score_perturbation_pairs": "pair_scoring",
     "score_perturbations": "scoring",
     "Screen": "screen_input",
     "get_embedding": "screen_input",

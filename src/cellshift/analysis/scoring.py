@@ -41,49 +41,22 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellshift.analysis.calibration import add_scores, size_bucket, size_bucket_below, size_scale
 from cellshift.analysis.screen_input import Screen, get_embedding, validate_screen
 from cellshift.metrics import ControlNull, get_metric, group_distance_sums, pairwise_group_edistance, wasserstein
 
 Reference = Literal["all", "matched"]
-BUCKET_RATIO = 1.25
 WASSERSTEIN_DRAWS = 5
 WASSERSTEIN_MAX_NULL = 100
-PAIR_MAX_NULL = 200
 EDISTANCE_METRICS = ("edistance", "cosine_edistance")
 # Streams of random numbers, so that different draws never share a generator.
-NULL_STREAM, MATCHED_STREAM, WASSERSTEIN_STREAM, WASSERSTEIN_NULL_STREAM, PAIR_NULL_STREAM = range(5)
+NULL_STREAM, MATCHED_STREAM, WASSERSTEIN_STREAM, WASSERSTEIN_NULL_STREAM = range(4)
 
 
 def l2_normalize(Z: np.ndarray) -> np.ndarray:
     """Divide every row by its Euclidean norm (rows of zeros stay zero): ``z_i / ||z_i||``."""
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
     return Z / np.where(norms > 0, norms, 1.0)
-
-
-def size_bucket(n: int, ratio: float = BUCKET_RATIO) -> int:
-    """Null group size serving groups of ``n`` cells: ``round(ratio^round(log(n) / log(ratio)))``, at least 2."""
-    return max(2, int(round(ratio ** round(np.log(n) / np.log(ratio)))))
-
-
-def size_bucket_below(n: int, ratio: float = BUCKET_RATIO) -> int:
-    """Largest grid size not above ``n``: ``round(ratio^floor(log(n) / log(ratio)))``, capped at ``n``, at least 2."""
-    grid = int(round(ratio ** np.floor(np.log(n) / np.log(ratio) + 1e-12)))
-    return max(2, min(grid, n))
-
-
-def size_scale(n: float, m: float, s: float, t: float) -> float:
-    """``(1/n + 1/m) / (1/s + 1/t)``: E-distance null spread of sizes ``(n, m)`` over that of ``(s, t)``."""
-    return (1.0 / n + 1.0 / m) / (1.0 / s + 1.0 / t)
-
-
-def z_and_pvalue(value: float, null: np.ndarray) -> tuple[float, float]:
-    """Return ``z = (D - mean(null)) / sd(null)`` (``ddof=1``) and ``p = (k + 1) / (len(null) + 1)``.
-
-    ``k`` counts the null values ``>= D``; ``z`` is NaN when the null has no spread.
-    """
-    spread = null.std(ddof=1)
-    z = (value - null.mean()) / spread if spread > 0 else np.nan
-    return float(z), float((np.sum(null >= value) + 1) / (null.size + 1))
 
 
 def score_perturbations(
@@ -167,7 +140,7 @@ def score_perturbations(
         if metric in EDISTANCE_METRICS and reference == "all":
             n_control = screen.n_control
             scales = [size_scale(n, n_control - n, s, n_control - s) for n, s in zip(screen.sizes, sizes, strict=True)]
-        _add_scores(table, metric, values, [nulls[size] * scale for size, scale in zip(sizes, scales, strict=True)])
+        add_scores(table, metric, values, [nulls[size] * scale for size, scale in zip(sizes, scales, strict=True)])
         table[f"{metric}_null_size"] = sizes
         null_frames += [
             pd.DataFrame({"metric": metric, "null_size": size, "value": null}) for size, null in nulls.items()
@@ -175,27 +148,6 @@ def score_perturbations(
     if return_nulls:
         return table, pd.concat(null_frames, ignore_index=True)
     return table
-
-
-def _add_scores(table: pd.DataFrame, metric: str, values: Sequence[float], nulls: Sequence[np.ndarray]) -> None:
-    """Add columns ``<metric>, <metric>_z, <metric>_pvalue``: each value against its own null."""
-    scores = [z_and_pvalue(value, null) for value, null in zip(values, nulls, strict=True)]
-    table[metric] = values
-    table[f"{metric}_z"] = [z for z, _ in scores]
-    table[f"{metric}_pvalue"] = [p for _, p in scores]
-
-
-def standardised_nulls(nulls: pd.DataFrame, metric: str) -> np.ndarray:
-    """Null draws of ``metric`` as z-scores within their size, ``(v - mean) / sd`` (``ddof=1``), pooled.
-
-    ``nulls`` is the second table of ``score_perturbations(..., return_nulls=True)``. On this
-    scale every perturbation's ``<metric>_z`` can be compared with one pooled null.
-    """
-    rows = nulls[nulls["metric"] == metric]
-    if rows.empty:
-        raise KeyError(f"no null draws of metric {metric!r}; metrics: {sorted(nulls['metric'].unique())}")
-    grouped = rows.groupby("null_size")["value"]
-    return ((rows["value"] - grouped.transform("mean")) / grouped.transform("std")).to_numpy()
 
 
 def _null_sizes(screen: Screen, null_size: int | None, largest: int) -> list[int]:
@@ -324,97 +276,3 @@ def perturbation_distances(
     kept = counts[(counts >= min_cells) & ~counts.index.isin([str(label) for label in exclude])].index
     mask = pd.Index(kept).get_indexer(labels) >= 0
     return pairwise_group_edistance(Z[mask], labels[mask], metric=metric)
-
-
-def score_perturbation_pairs(
-    adata: ad.AnnData,
-    *,
-    embedding: str,
-    perturbation_key: str,
-    control: str,
-    perturbations: Sequence[str] | None = None,
-    metrics: Sequence[str] = ("edistance", "cosine_edistance"),
-    n_null: int = 200,
-    seed: int = 0,
-    min_cells: int = 20,
-    exclude: Iterable[str] = (),
-) -> pd.DataFrame:
-    """E-distance between every pair of perturbations, z-scored against a control null.
-
-    The second half of Figure 5 of Zhao et al. 2025: do the perturbations differ from each
-    other, not only from control? For perturbations ``g`` and ``h`` (rows L2-normalised),
-    ``E_gh = 2 mean_{i in g, j in h} d - mean_{i != i' in g} d - mean_{j != j' in h} d``
-    (:func:`cellshift.metrics.pairwise_group_edistance`). Its null is the E-distance between
-    two disjoint random groups of ``s`` control cells with
-    ``s = size_bucket(2 n_g n_h / (n_g + n_h))``: the spread of the statistic is proportional to
-    ``1 / n_g + 1 / n_h``, which equals ``2 / s`` at the harmonic mean, and the draws are scaled
-    by ``(1 / n_g + 1 / n_h) / (2 / s)`` for the rounding to the grid. ``s`` is at most half the
-    control cells. ``z`` and the p-value are as in :func:`score_perturbations`.
-
-    Parameters
-    ----------
-    adata, embedding, perturbation_key, control, seed, min_cells, exclude
-        As in :func:`score_perturbations`.
-    perturbations
-        The perturbations to compare (e.g. the held-out test perturbations); default: every
-        scored perturbation.
-    metrics
-        ``"edistance"`` and/or ``"cosine_edistance"``.
-    n_null
-        Null draws per control-group size, at most ``PAIR_MAX_NULL`` (each draw computes the
-        distances among ``2 s`` control cells, and ``s`` is large for pairs of large groups).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per unordered pair: ``perturbation_1, perturbation_2, n_cells_1, n_cells_2`` and
-        for each metric ``<metric>, <metric>_z, <metric>_pvalue``.
-
-    Raises
-    ------
-    ValueError
-        For a metric that is not an E-distance, fewer than 2 perturbations, a perturbation that
-        is not scored (unknown, excluded or below ``min_cells``), or too few control cells.
-    """
-    unknown_metrics = [metric for metric in metrics if metric not in EDISTANCE_METRICS]
-    if unknown_metrics:
-        raise ValueError(f"pairs are scored with {', '.join(EDISTANCE_METRICS)} only, got {unknown_metrics}")
-    screen = validate_screen(
-        adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
-    )
-    chosen = list(screen.groups) if perturbations is None else [str(label) for label in perturbations]
-    not_scored = sorted(set(chosen) - set(screen.groups))
-    if not_scored:
-        raise ValueError(
-            f"perturbation(s) {not_scored} are not scored (unknown, excluded or with fewer than {min_cells} cells)"
-        )
-    if len(set(chosen)) < 2:
-        raise ValueError(f"pairs need at least 2 perturbations, got {sorted(set(chosen))}")
-    sizes = dict(zip(screen.groups, screen.sizes, strict=True))
-    largest = screen.n_control // 2
-    Z = l2_normalize(get_embedding(adata, embedding))
-    in_pairs = screen.in_groups(chosen)
-    first, second = np.triu_indices(len(set(chosen)), k=1)
-    draws = min(n_null, PAIR_MAX_NULL)
-    table = pd.DataFrame()
-    for metric in metrics:
-        matrix = pairwise_group_edistance(Z[in_pairs], screen.labels[in_pairs], metric=metric)
-        names = matrix.index.to_numpy()
-        if table.empty:
-            table = pd.DataFrame({"perturbation_1": names[first], "perturbation_2": names[second]})
-            table["n_cells_1"] = [sizes[name] for name in table["perturbation_1"]]
-            table["n_cells_2"] = [sizes[name] for name in table["perturbation_2"]]
-            harmonic = 2 * table["n_cells_1"] * table["n_cells_2"] / (table["n_cells_1"] + table["n_cells_2"])
-            null_sizes = [min(size_bucket(int(round(n))), largest) for n in harmonic]
-            screen.require_controls(2 * max(null_sizes), "the pair null (two disjoint control groups)")
-        control_null = ControlNull(Z[screen.control_mask], metric=metric)
-        nulls = {
-            size: control_null.sample(
-                size, draws, np.random.default_rng([seed, PAIR_NULL_STREAM, size]), against="subset"
-            )
-            for size in sorted(set(null_sizes))
-        }
-        values = matrix.to_numpy()[first, second]
-        pair_sizes = zip(table["n_cells_1"], table["n_cells_2"], null_sizes, strict=True)
-        _add_scores(table, metric, values, [nulls[size] * size_scale(a, b, size, size) for a, b, size in pair_sizes])
-    return table

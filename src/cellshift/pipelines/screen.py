@@ -400,7 +400,8 @@ def _response(adata, out, s, model, seconds) -> tuple[pd.DataFrame, object]:
 
 def _report(adata, out, s, keys, tables, summary, split, enrichment, seconds, notes, response, tuned_dir) -> Path:
     """Figures and the HTML report; ``tables``: scores, null draws and pair scores per embedding, medians."""
-    from cellshift.analysis.scoring import EDISTANCE_METRICS, standardised_nulls
+    from cellshift.analysis.calibration import standardised_nulls
+    from cellshift.analysis.scoring import EDISTANCE_METRICS
     from cellshift.plotting import (
         control_null,
         distance_distributions,
