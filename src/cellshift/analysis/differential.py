@@ -1,4 +1,4 @@
-"""Differentially expressed genes and on-target knock-down per perturbation (DESIGN §2.7).
+"""Differentially expressed genes and on-target knock-down per perturbation.
 
 Every perturbation is compared with the control cells on the log-normalised counts
 ``x_ig = log(1 + 1e4 c_ig / sum_g' c_ig')``:

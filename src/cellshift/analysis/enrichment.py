@@ -1,4 +1,4 @@
-"""Gene-set enrichment among the top-ranked 0-DEG perturbations (DESIGN §2.7, Zhao et al. 2025).
+"""Gene-set enrichment among the top-ranked 0-DEG perturbations (Zhao et al. 2025).
 
 The 0-DEG pool holds the ``N`` scored perturbations with no DEG. For each metric they are
 ranked by the normalised distance ``<metric>_z``, largest first (ties by label). For each

@@ -1,10 +1,10 @@
-"""Split a screen by perturbation for contrastive fine-tuning (DESIGN §2.4, Zhao et al. 2025).
+"""Split a screen by perturbation for contrastive fine-tuning (Zhao et al. 2025).
 
 Perturbations are sorted by their number of DEGs (from :func:`cellshift.analysis.degs`):
 
 - ``n_degs >= min_degs``: eligible for fine-tuning. A random share ``test_fraction`` of them is
   held out as **test** perturbations (never seen in fine-tuning); the rest are **train**.
-- ``n_degs == 0``: the **0-DEG pool**, ranked later by distance (DESIGN §2.7).
+- ``n_degs == 0``: the **0-DEG pool**, ranked later by distance (:mod:`cellshift.analysis.enrichment`).
 - ``0 < n_degs < min_degs``: **few_degs**, used neither for training nor in the pool.
 
 The control cells are split by cell (``obs_names``) into train / validation / test.

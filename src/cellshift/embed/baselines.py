@@ -1,4 +1,4 @@
-"""Baseline embeddings from raw counts: PCA and highly variable genes (DESIGN §2.5).
+"""Baseline embeddings from raw counts: PCA and highly variable genes (Zhao et al. 2025's baselines).
 
 Both start from the same log-normalised copy of the counts,
 ``x_ig = log(1 + 1e4 * c_ig / sum_g' c_ig')``; ``adata.X`` is never modified.
@@ -32,7 +32,7 @@ def embed_pca(
     adata
         Cells x genes with raw counts.
     n_comps
-        Number of components asked for (DESIGN: 200).
+        Number of components asked for (Zhao et al. 2025: 200).
     layer
         Layer holding the counts; ``None`` uses ``X``.
     key_added
@@ -76,7 +76,7 @@ def embed_hvg(
     adata
         Cells x genes with raw counts.
     n_top_genes
-        Number of genes kept (DESIGN: 300).
+        Number of genes kept (Zhao et al. 2025: 300).
     layer
         Layer holding the counts; ``None`` uses ``X``.
     key_added

@@ -1,4 +1,4 @@
-"""Gene embeddings for response prediction (DESIGN §2.8): tables of genes x dimensions.
+"""Gene embeddings for response prediction (Cole et al. 2025): tables of genes x dimensions.
 
 Each method maps gene names to vectors; genes a method knows nothing about have no row, so a
 caller can count what an embedding covers. :func:`gene_embedding` runs one method by name

@@ -1,4 +1,4 @@
-"""scVI embedding baselines (DESIGN §2.5): the posterior mean of a variational autoencoder fit to raw counts.
+"""scVI embedding baselines: the posterior mean of a variational autoencoder fit to raw counts.
 
 Two architectures, both with a zero-inflated negative binomial (ZINB) likelihood, dropout 0.1,
 early stopping on the validation ELBO and the KL term warmed up linearly over the epoch budget:
@@ -51,7 +51,7 @@ VARIANTS = {
 def default_n_latent(n_genes: int) -> int:
     """Latent size used when none is given: ``min(300, max(2, n_genes // 10))``.
 
-    DESIGN §2.5 asks for 300 latent dimensions, scaled down on small data: a latent space at
+    Zhao et al. 2025 use 300 latent dimensions, scaled down on small data: a latent space at
     least as wide as the gene panel would not compress anything, so at most one dimension per
     ten genes is used (29 on the 299-gene Papalexi panel).
     """

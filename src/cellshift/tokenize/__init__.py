@@ -1,4 +1,4 @@
-"""Rank-value encoding of raw-count cells into an Arrow corpus (DESIGN §2.1)."""
+"""Rank-value encoding of raw-count cells into an Arrow corpus (Geneformer, Theodoris et al. 2023)."""
 
 from cellshift._lazy import lazy_exports
 

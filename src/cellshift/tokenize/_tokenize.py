@@ -1,4 +1,4 @@
-"""``tokenize``: raw-count AnnData files -> a rank-value-encoded Arrow corpus (DESIGN §2.1).
+"""``tokenize``: raw-count AnnData files -> a rank-value-encoded Arrow corpus (Geneformer's rank-value encoding).
 
 Cells are read, checked and encoded in blocks of ``chunk_size`` rows, by ``workers`` processes
 that each open the input file themselves, so memory does not grow with the number of cells.

@@ -1,6 +1,6 @@
 """Rank-value encoding of a block of cells, vectorised over all cells of the block.
 
-For cell c and gene g with raw count x_cg and cell total T_c (DESIGN §2.1, Geneformer):
+For cell c and gene g with raw count x_cg and cell total T_c (Geneformer, Theodoris et al. 2023):
 
     normalised_cg = x_cg / T_c * target_sum          (target_sum = 10,000)
     score_cg      = normalised_cg / median_g         (median_g: non-zero median over a corpus)

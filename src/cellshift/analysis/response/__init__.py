@@ -1,4 +1,4 @@
-"""Predicting the expression change of unseen knock-downs from gene embeddings (DESIGN §2.8).
+"""Predicting the expression change of unseen knock-downs from gene embeddings (Cole et al. 2025).
 
 :func:`benchmark` runs the whole protocol; :func:`predict` fits one embedding regressor and
 predicts; :func:`response_targets` / :func:`mask_deltas` give the changes to predict.

@@ -1,4 +1,4 @@
-"""Benchmark of response prediction for unseen knock-downs (DESIGN §2.8, Cole et al.).
+"""Benchmark of response prediction for unseen knock-downs (Cole et al. 2025).
 
 Protocol: the perturbations are split ``n_splits`` times (shuffled K-fold, seeded; every test
 perturbation is unseen in its split's training set). In every split each method is fitted on the

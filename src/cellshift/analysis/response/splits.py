@@ -1,4 +1,4 @@
-"""Random splits of perturbations into training and test sets (DESIGN §2.8)."""
+"""Random splits of perturbations into training and test sets."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Two sources, both giving an AnnData of perturbations x genes (``obs`` index = perturbation label,
 i.e. the perturbed gene; ``X`` = change, float64, NaN where a value is missing):
 
-- :func:`response_targets`: pseudobulk change from raw-count cells (DESIGN §2.8). With
+- :func:`response_targets`: pseudobulk change from raw-count cells. With
   ``x_ig = log(1 + 1e4 c_ig / sum_g' c_ig')``, perturbation ``p`` and batches ``b`` (all cells one
   batch when no batch key is given)::
 
