@@ -1,6 +1,6 @@
 """Figures (matplotlib, no pyplot state): each function returns a Figure and can save it as PNG atomically."""
 
-from cellshift.plotting._deg_classes import attach_n_degs, deg_class_labels, deg_classes
+from cellshift.plotting._deg_classes import deg_class_labels, deg_classes
 from cellshift.plotting._save import png_bytes, save_png
 from cellshift.plotting.screen import (
     control_null,
@@ -11,7 +11,6 @@ from cellshift.plotting.screen import (
 from cellshift.plotting.umap import compute_umap, umap_compare_embeddings, umap_perturbed_vs_control
 
 __all__ = [
-    "attach_n_degs",
     "compute_umap",
     "control_null",
     "deg_class_labels",
