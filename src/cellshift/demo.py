@@ -20,10 +20,17 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from cellshift._io import write_text_atomic
 from cellshift.data.gene_table import GeneTable
 from cellshift.datasets import bundled_corpora, papalexi2021
+from cellshift.pipelines.screen import pick_cells, run_screen
+from cellshift.pipelines.screen_run import ScreenRun, ScreenSettings
+from cellshift.plotting.training import plot_loss_curve
 from cellshift.tokenize import compute_gene_medians, tokenize
+from cellshift.training import PretrainSettings, pretrain
+from cellshift.training.evaluation import evaluate_model_dir
 
 # min_genes per corpus: 500 as Zhao et al. 2025 where the panel allows; the Kang panel (2,511 genes,
 # median 389 expressed per cell) and the Papalexi panel (299 genes) need less.
@@ -34,11 +41,6 @@ SCREEN = dict(max_cells_per_group=150, n_null=100, finetune_steps=40, finetune_l
 
 def run_demo(out: Path, *, workers: int = 1, progress: bool = True) -> dict:
     """Run the demo into ``out`` (its previous results are replaced) and return the summary."""
-    from cellshift.pipelines.screen import ScreenSettings, pick_cells, run_screen
-    from cellshift.plotting.training import plot_loss_curve
-    from cellshift.training import PretrainSettings, pretrain
-    from cellshift.training.evaluation import evaluate_model_dir
-
     out.mkdir(parents=True, exist_ok=True)
     paths = bundled_corpora()
     summary: dict = {"seconds": {}}
@@ -108,7 +110,8 @@ def run_demo(out: Path, *, workers: int = 1, progress: bool = True) -> dict:
     return summary
 
 
-def _print_summary(summary: dict, evaluation, run, out: Path) -> None:
+def _print_summary(summary: dict, evaluation: pd.DataFrame, run: ScreenRun, out: Path) -> None:
+    """Print the evaluation, the top perturbations per embedding and the medians table."""
     print(f"\nvocabulary: {summary['vocabulary']} genes (PBMC + pancreas + screen medians)")
     print(f"pre-training: {summary['pretrain']['steps']} steps of a small model; held-out Kang cells:")
     columns = ["hits@1", "hits@10", "hits@100", "spearman@100"]

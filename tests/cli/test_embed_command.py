@@ -5,7 +5,6 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from cellshift.cli import main
-from cellshift.cli.embed import METHODS
 from cellshift.data import log_normalized
 from cellshift.datasets import papalexi2021
 from cellshift.embed import embed_hvg, embed_pca
@@ -72,11 +71,12 @@ def test_embed_refuses_to_replace_an_output_without_overwrite(papalexi300, tmp_p
     assert "replacing the input's" in capsys.readouterr().out  # an input's obsm entry is replaced, and said so
 
 
-def test_embed_rejects_unknown_methods(papalexi300, tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["embed", str(papalexi300), "--method", "pca,umap", "--out", str(tmp_path / "x.h5ad")])
-    assert "umap" in capsys.readouterr().err and not (tmp_path / "x.h5ad").exists()
-    assert set(METHODS) == {"model", "pca", "hvg", "scvi-linear", "scvi-5l"}
+def test_embed_rejects_unknown_methods_and_a_model_method_without_a_model(papalexi300, tmp_path, capsys):
+    assert main(["embed", str(papalexi300), "--method", "pca,umap", "--out", str(tmp_path / "x.h5ad")]) == 2
+    error = capsys.readouterr().err
+    assert "'umap'" in error and "pca, hvg, scvi-linear, scvi-5l, model" in error
+    assert main(["embed", str(papalexi300), "--method", "model", "--out", str(tmp_path / "x.h5ad")]) == 2
+    assert "--model MODEL_DIR" in capsys.readouterr().err and not (tmp_path / "x.h5ad").exists()
 
 
 def test_embed_scvi_rejects_log_normalised_input(papalexi300, tmp_path, capsys):

@@ -7,7 +7,8 @@ import pytest
 
 from cellshift.cli import main
 from cellshift.datasets import papalexi2021
-from cellshift.pipelines.screen import ScreenSettings, pick_cells, run_screen
+from cellshift.pipelines.screen import pick_cells, run_screen
+from cellshift.pipelines.screen_run import ScreenSettings
 from cellshift.training import PretrainSettings, pretrain
 
 TARGETS = ["STAT1", "IFNGR2", "CAV1", "ATF2", "MYC", "IRF1", "JAK2", "non-targeting"]
@@ -25,6 +26,13 @@ def test_pick_cells_caps_groups_and_keeps_controls_whole(screen_slice):
     assert counts.drop("non-targeting").max() == 80
     full = papalexi2021().obs["target_gene"].value_counts()["non-targeting"]
     assert counts["non-targeting"] == full
+
+
+def test_unknown_baselines_are_refused_before_any_work(tmp_path, screen_slice):
+    settings = ScreenSettings(perturbation_key="target_gene", control="non-targeting", baselines=("pca", "umap"))
+    with pytest.raises(ValueError, match="umap.*pca, hvg, scvi-linear, scvi-5l"):
+        run_screen(screen_slice, tmp_path / "run", settings)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
@@ -46,6 +54,16 @@ def test_screen_run_with_a_model_writes_every_output(tmp_path, screen_slice, tin
     )
     result = run_screen(screen_slice, tmp_path / "run", settings, model=tmp_path / "model", progress=False)
     assert set(result.scores) == {"pca", "pretrained", "finetuned"}
+    assert result.embeddings == {
+        "pca": "X_pca",
+        "pretrained": "X_cellshift_pretrained",
+        "finetuned": "X_cellshift_finetuned",
+    }
+    assert set(result.embeddings.values()) <= set(screen_slice.obsm)  # written into the caller's AnnData, as documented
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "medians.csv"), result.medians, check_dtype=False)
+    assert result.finetuned_model == tmp_path / "run" / "finetuned_model" and set(result.figures) <= set(
+        re.findall(r"<h2>([^<]*)</h2>", result.report.read_text())
+    )
     for name, table in result.scores.items():
         assert sorted(table["perturbation"]) == sorted(t for t in TARGETS if t != "non-targeting")
         assert table["edistance_z"].notna().all()

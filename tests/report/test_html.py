@@ -1,20 +1,15 @@
 import base64
+import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from cellshift.analysis.summary import medians_table, ranked_table, split_table
 from cellshift.plotting import distance_distributions, png_bytes
-from cellshift.report import (
-    Section,
-    build_report,
-    medians_table,
-    ranked_table,
-    render_table,
-    screen_sections,
-    split_table,
-)
+from cellshift.report import Section, build_report, render_table, screen_sections
 
 EVIL = "<script>alert('x')</script>"
 METRICS = ("edistance", "cosine_edistance", "wasserstein")
@@ -71,12 +66,14 @@ def test_report_is_one_self_contained_file_with_every_section(tmp_path, degs):
     png_file.write_bytes(png_bytes(figure))
     enrichment = pd.DataFrame({"gene_set": ["essential"], "metric": ["edistance"], "top_n": [3], "p_value": [0.02]})
     sections = screen_sections(
-        scores,
-        degs=degs,
+        medians=medians_table(scores, degs),
+        ranking=ranked_table(scores["pre-trained"], degs=degs),
+        ranking_model="pre-trained",
+        metric="edistance",
         enrichment=enrichment,
         figures={"Distances (Figure)": figure, "Distances (file)": png_file, "Distances (bytes)": png_bytes(figure)},
         summary={"data set": "Papalexi 2021", "cells": 20729},
-        split={"train": ["gene1", "gene2"], "test": ["gene3"], "0-DEG pool": [EVIL]},
+        split=split_table({"train": ["gene1", "gene2"], "test": ["gene3"], "0-DEG pool": [EVIL]}),
         settings={"n_null": 1000, "seed": 0},
     )
     path = build_report(sections, title="Screen <report>", path=tmp_path / "run" / "report.html")
@@ -111,57 +108,11 @@ def test_report_is_one_self_contained_file_with_every_section(tmp_path, degs):
     assert "again" in path.read_text(encoding="utf-8")
 
 
-def test_medians_table_equals_groupby_medians(degs):
-    scores = {"pre-trained": fake_scores(0), "fine-tuned": fake_scores(2), "PCA": fake_scores(1)}
-    table = medians_table(scores, degs)
-
-    tidy = pd.concat([frame.assign(model=model) for model, frame in scores.items()]).merge(
-        degs[["perturbation", "n_degs"]], on="perturbation"
-    )
-    tidy["pool"] = np.select([tidy["n_degs"] == 0, tidy["n_degs"] >= 20], ["0 DEGs", ">= 20 DEGs"], default="other")
-    columns = [f"{metric}_z" for metric in METRICS]
-    expected = tidy[tidy["pool"] != "other"].groupby(["model", "pool"])[columns].median()
-    counts = tidy[tidy["pool"] != "other"].groupby(["model", "pool"]).size()
-
-    got = table.set_index(["model", "pool"]).sort_index()
-    pd.testing.assert_frame_equal(got[columns], expected.sort_index())
-    np.testing.assert_array_equal(got["n_perturbations"], counts.sort_index())
-    assert list(table["model"].unique()) == list(scores)
-
-    pools = medians_table(scores, degs, pools={"test": ["gene1", "gene2", "gene3"]}, metrics=["wasserstein"])
-    first = scores["pre-trained"].iloc[1:4]["wasserstein_z"].median()
-    assert pools.loc[0, "wasserstein_z"] == pytest.approx(first) and list(pools["n_perturbations"]) == [3, 3, 3]
-    assert list(medians_table({"m": fake_scores(0)})["pool"]) == ["all perturbations"]
-
-
-def test_ranked_table_sorts_by_z_with_nan_last(degs):
-    scores = fake_scores(3)
-    table = ranked_table(scores, metric="edistance", degs=degs, top=None)
-    assert list(table["rank"]) == list(range(1, 31))
-    finite = table["edistance_z"].dropna()
-    assert finite.is_monotonic_decreasing and np.isnan(table["edistance_z"].iloc[-1])
-    assert list(table.columns) == [
-        "rank", "perturbation", "n_cells", "n_degs", "knockdown",
-        "edistance_z", "cosine_edistance_z", "wasserstein_z", "edistance_pvalue",
-    ]  # fmt: skip
-    by_label = table.set_index("perturbation")
-    np.testing.assert_array_equal(by_label.loc[degs["perturbation"], "n_degs"], degs["n_degs"])
-    assert len(ranked_table(scores, metric="wasserstein", top=5)) == 5
-    with pytest.raises(KeyError, match="missing_z"):
-        ranked_table(scores, metric="missing")
-
-
 def test_tables_keep_exact_values_for_sorting_and_escape_text():
     frame = pd.DataFrame({"label": ["a&b", "<i>"], "value": [0.123456789, np.nan], "count": [3, 4]})
     html = render_table(frame)
     assert 'data-value="0.123456789"' in html and ">0.1235<" in html and ">NA<" in html
     assert "a&amp;b" in html and "&lt;i&gt;" in html and "<i>" not in html
-    split = split_table(pd.DataFrame({"perturbation": ["b", "a", "c"], "split": ["train", "train", "test"]}))
-    assert split.to_dict("list") == {
-        "part": ["train", "test"],
-        "n_perturbations": [2, 1],
-        "perturbations": ["a, b", "c"],
-    }
 
 
 def test_a_figure_that_is_not_png_is_refused(tmp_path):
@@ -170,25 +121,37 @@ def test_a_figure_that_is_not_png_is_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_perturbation_split_sets_the_pools_of_the_medians_table(degs):
-    from cellshift.analysis import PerturbationSplit
-
-    split = PerturbationSplit(
-        train=("gene1", "gene2"), test=("gene3", "gene4"), zero_deg=("gene5", "gene6", "gene7"), few_degs=("gene8",),
-        control_train=("c1", "c2", "c3"), control_validation=("c4",), control_test=("c5",),
-        n_degs={}, perturbation_key="guide", control="NT", min_degs=20, test_fraction=0.5,
-        control_fractions=(0.6, 0.2, 0.2), seed=0,
-    )  # fmt: skip
-    scores = {"pre-trained": fake_scores(0)}
-    sections = screen_sections(scores, degs=degs, split=split)
-    medians = next(s.table for s in sections if s.title == "Median normalised distance per model")
-    assert list(medians["pool"]) == ["0-DEG pool", "test (>= 20 DEGs)"]
-    frame = scores["pre-trained"].set_index("perturbation")
-    expected = [
-        frame.loc[list(split.zero_deg), "wasserstein_z"].median(),
-        frame.loc[["gene3", "gene4"], "wasserstein_z"].median(),
+def test_sections_show_the_tables_they_are_given_in_order():
+    medians = pd.DataFrame({"model": ["m"], "pool": ["any"], "n_perturbations": [1], "edistance_z": [1.5]})
+    ranking = pd.DataFrame({"rank": [1], "perturbation": ["g"]})
+    split = pd.DataFrame({"part": ["train"], "n_perturbations": [1], "perturbations": ["g"]})
+    response = pd.DataFrame({"method": ["pca"], "l2": [0.3]})
+    sections = screen_sections(
+        medians=medians,
+        ranking=ranking,
+        ranking_model="m",
+        metric="edistance",
+        figures={"A figure": b"\x89PNG\r\n\x1a\n"},
+        response=response,
+        split=split,
+        split_overview={"seed": 0},
+    )
+    assert [section.title for section in sections] == [
+        "Median normalised distance per model",
+        "Ranked perturbations (m, edistance)",
+        "A figure",
+        "Response prediction of unseen knock-downs",
+        "Split of the perturbations",
+        "Software versions",
     ]
-    np.testing.assert_allclose(medians["wasserstein_z"], expected)
-    split_section = next(s for s in sections if s.title == "Split of the perturbations")
-    assert list(split_section.table["n_perturbations"]) == [2, 2, 3, 1]
-    assert split_section.summary["control cells (train / validation / test)"] == "3 / 1 / 1"
+    shown = [section.table for section in sections if section.table is not None]
+    assert all(table is given for table, given in zip(shown, [medians, ranking, response, split], strict=True))
+    assert sections[-2].summary == {"seed": 0}
+
+
+def test_the_report_package_computes_nothing():
+    sources = (Path(__file__).parents[2] / "src" / "cellshift" / "report").glob("*.py")
+    imports = {
+        path.name: re.findall(r"^(?:from|import) cellshift\.analysis", path.read_text(), re.M) for path in sources
+    }
+    assert not any(imports.values()), imports  # tables come from cellshift.analysis.summary, made by the caller

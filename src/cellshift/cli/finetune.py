@@ -1,4 +1,4 @@
-"""``cellshift finetune``: contrastive fine-tuning of a pre-trained model on a screen (DESIGN §2.4)."""
+"""``cellshift finetune``: contrastive fine-tuning of a pre-trained model on a screen."""
 
 from __future__ import annotations
 
@@ -8,41 +8,13 @@ from cellshift.cli._common import comma_list
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     import anndata as ad
     import pandas as pd
 
-    from cellshift.analysis import degs, split_perturbations
-    from cellshift.training import FinetuneSettings, finetune
+    from cellshift.pipelines.finetune import finetune_on_screen
+    from cellshift.training import FinetuneSettings
 
     adata = ad.read_h5ad(args.input)
-    if args.degs:
-        summary = pd.read_csv(args.degs)
-    else:
-        summary, _ = degs(
-            adata,
-            perturbation_key=args.perturbation_key,
-            control=args.control,
-            layer=args.layer,
-            min_cells=args.min_cells,
-            exclude=args.exclude,
-        )
-    split = split_perturbations(
-        adata,
-        degs=summary,
-        perturbation_key=args.perturbation_key,
-        control=args.control,
-        min_degs=args.min_degs,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        exclude=args.exclude,
-    )
-    n_controls = len(split.control_train) + len(split.control_validation) + len(split.control_test)
-    print(
-        f"split (>= {args.min_degs} DEGs): train {', '.join(split.train)}; test (held out) {', '.join(split.test)}; "
-        f"{len(split.zero_deg)} with 0 DEGs; {len(split.control_train)} of {n_controls} control cells for training"
-    )
     settings = FinetuneSettings(
         epochs=args.epochs,
         max_steps=args.max_steps,
@@ -59,29 +31,35 @@ def _finetune(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         seed=args.seed,
     )
-    result = finetune(
+    result = finetune_on_screen(
         args.model,
         adata,
         args.out,
         perturbation_key=args.perturbation_key,
-        perturbations=split.train,
-        control_cells=split.control_train,
-        validation_controls=split.control_validation if args.validation_fraction > 0 else (),
+        control=args.control,
         settings=settings,
+        min_degs=args.min_degs,
+        test_fraction=args.test_fraction,
+        min_cells=args.min_cells,
+        exclude=args.exclude,
         layer=args.layer,
+        degs=pd.read_csv(args.degs) if args.degs else None,
         gene_key=args.gene_key,
         species=args.species,
-        split=asdict(split),
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    from cellshift.plotting.training import plot_loss_curve
-
-    plot_loss_curve(result.loss_log, result.loss_log.with_suffix(".png"), margin=settings.margin)
+    split, training = result.split, result.training
+    n_controls = len(split.control_train) + len(split.control_validation) + len(split.control_test)
     print(
-        f"fine-tuned {result.steps} steps ({result.epochs_completed:.2f} epochs, {result.pairs_seen:,} pairs, "
-        f"{result.seconds:.0f} s): {result.model_dir} (loss log {result.loss_log}, curve {result.loss_log.stem}.png)"
+        f"split (>= {args.min_degs} DEGs): train {', '.join(split.train)}; test (held out) {', '.join(split.test)}; "
+        f"{len(split.zero_deg)} with 0 DEGs; {len(split.control_train)} of {n_controls} control cells for training"
+    )
+    print(
+        f"fine-tuned {training.steps} steps ({training.epochs_completed:.2f} epochs, {training.pairs_seen:,} pairs, "
+        f"{training.seconds:.0f} s): {training.model_dir} "
+        f"(loss log {training.loss_log}, curve {result.loss_curve.name})"
     )
     return 0
 

@@ -14,7 +14,8 @@ def _int_list(text: str) -> tuple[int, ...]:
 def _screen(args: argparse.Namespace) -> int:
     import anndata as ad
 
-    from cellshift.pipelines.screen import ScreenSettings, pick_cells, run_screen
+    from cellshift.pipelines.screen import pick_cells, run_screen
+    from cellshift.pipelines.screen_run import ScreenSettings
 
     adata = ad.read_h5ad(args.input)
     if args.max_cells_per_group:

@@ -40,17 +40,16 @@ def _score(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from cellshift.analysis import score_perturbation_pairs, score_perturbations
-    from cellshift.embed import embed_hvg, embed_pca
+    from cellshift.embed.registry import BASELINES, EmbedOptions, add_cell_embedding
 
     for extra in (args.nulls, args.pairs):
         if extra:
             check_writable(extra, args.overwrite)
     adata = ad.read_h5ad(args.input)
-    key = {"pca": "X_pca", "hvg": "X_hvg"}.get(args.embedding, args.embedding)
-    if args.embedding == "pca":
-        embed_pca(adata, layer=args.layer)
-    elif args.embedding == "hvg":
-        embed_hvg(adata, layer=args.layer)
+    if args.embedding in BASELINES:
+        key = add_cell_embedding(adata, args.embedding, EmbedOptions(layer=args.layer, seed=args.seed))
+    else:
+        key = args.embedding
     common = {"perturbation_key": args.perturbation_key, "control": args.control, "seed": args.seed}
     common.update(min_cells=args.min_cells, exclude=args.exclude, embedding=key)
     scores, nulls = score_perturbations(
@@ -92,7 +91,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     score = commands.add_parser("score", help="distance of each perturbation to control, z-scored against a null")
     add_screen_options(score)
-    score.add_argument("--embedding", required=True, help="pca, hvg (computed from counts) or an obsm key")
+    score.add_argument(
+        "--embedding", required=True, help="pca, hvg, scvi-linear, scvi-5l (computed from counts) or an obsm key"
+    )
     score.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
     score.add_argument("--n-null", type=int, default=1000, help="control draws per null")
     score.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
@@ -111,5 +112,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument(
         "--pair-perturbations", type=comma_list, default=[], help="perturbations of --pairs (default: all scored)"
     )
-    score.add_argument("--layer", default=None, help="layer with raw counts for pca/hvg (default: X)")
+    score.add_argument("--layer", default=None, help="layer with raw counts for the baselines (default: X)")
     score.set_defaults(handler=_score)

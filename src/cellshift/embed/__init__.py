@@ -16,6 +16,10 @@ _EXPORTS = {
     "embed_model": "model_cells",
     "model_gene_embeddings": "model_genes",
     "embed_scvi": "scvi",
+    "CELL_EMBEDDINGS": "registry",
+    "EmbedOptions": "registry",
+    "add_cell_embedding": "registry",
+    "get_cell_embedding": "registry",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,1 +1,1 @@
-"""End-to-end runs that chain every layer: a whole screen analysis."""
+"""End-to-end runs that chain every layer: a whole screen analysis and contrastive fine-tuning on a screen."""

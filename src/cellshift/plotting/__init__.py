@@ -3,7 +3,6 @@
 from cellshift._lazy import lazy_exports
 
 _EXPORTS = {
-    "attach_n_degs": "_deg_classes",
     "deg_class_labels": "_deg_classes",
     "deg_classes": "_deg_classes",
     "png_bytes": "_save",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pandas as pd
 
@@ -36,33 +34,3 @@ def deg_classes(n_degs: pd.Series | np.ndarray, *, min_degs: int = MIN_DEGS) -> 
     labels = deg_class_labels(min_degs)
     codes = np.select([values == 0, values >= min_degs, values > 0], [0, 2, 1], default=-1)
     return pd.Categorical.from_codes(codes, categories=labels, ordered=True)
-
-
-def attach_n_degs(scores: pd.DataFrame, degs: pd.DataFrame | Mapping[str, int] | pd.Series | None) -> pd.DataFrame:
-    """Return ``scores`` with an ``n_degs`` column, taken from ``degs`` when given.
-
-    Parameters
-    ----------
-    scores
-        Table with a ``perturbation`` column (and maybe ``n_degs`` already).
-    degs
-        ``None`` (keep the ``n_degs`` column of ``scores``, if any), a DataFrame with columns
-        ``perturbation, n_degs`` (as from :func:`cellshift.analysis.degs`), or a mapping / Series
-        from perturbation to number of DEGs. Perturbations it does not cover get NaN.
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy of ``scores``; ``n_degs`` is absent only when neither input has it.
-    """
-    if degs is None:
-        return scores.copy()
-    if isinstance(degs, pd.DataFrame):
-        missing = {"perturbation", "n_degs"} - set(degs.columns)
-        if missing:
-            raise KeyError(f"degs table lacks column(s) {sorted(missing)}; it needs 'perturbation' and 'n_degs'")
-        degs = degs.set_index(degs["perturbation"].astype(str))["n_degs"]
-    lookup = pd.Series(degs, dtype=float)
-    table = scores.drop(columns=["n_degs"], errors="ignore").copy()
-    table["n_degs"] = table["perturbation"].astype(str).map(lookup).to_numpy()
-    return table

@@ -22,7 +22,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cellshift.plotting._deg_classes import MIN_DEGS, attach_n_degs, deg_class_labels, deg_classes
+from cellshift.analysis.summary import attach_n_degs
+from cellshift.plotting._deg_classes import MIN_DEGS, deg_class_labels, deg_classes
 from cellshift.plotting._save import finish, new_figure
 
 CLASS_COLORS = ("#7f7f7f", "#9ecae1", "#d62728")

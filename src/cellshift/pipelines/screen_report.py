@@ -1,0 +1,120 @@
+"""Figures and the HTML report of a screen run, from the tables its steps put into the :class:`ScreenRun`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cellshift.analysis.calibration import standardised_nulls
+from cellshift.analysis.scoring import EDISTANCE_METRICS
+from cellshift.analysis.summary import ranked_table, split_overview, split_table
+from cellshift.pipelines.screen_run import ScreenRun
+from cellshift.plotting import (
+    control_null,
+    distance_distributions,
+    enrichment_pvalues,
+    pair_distance_distributions,
+    umap_compare_embeddings,
+)
+from cellshift.plotting.training import plot_loss_curve
+from cellshift.report import build_report, screen_sections
+
+
+def draw_figures(run: ScreenRun, adata: ad.AnnData) -> None:
+    """The run's figures, written into ``figures/`` and kept in ``run.figures`` under their report titles.
+
+    ``distances.png``, ``pair_distances.png`` (with pair scores), ``finetune_loss.png`` (with a
+    fine-tuned model that has a loss log), ``control_null.png``, ``enrichment.png`` (with an
+    enrichment table) and ``umap.png`` (of ``settings.umap_perturbations``, by default the two
+    top-ranked perturbations and the two top-ranked 0-DEG ones of the first embedding).
+    """
+    s, folder = run.settings, run.out / "figures"
+    metric = s.metrics[0]
+    run.figures["Normalised distances per embedding"] = distance_distributions(
+        run.scores, metric=metric, degs=run.degs, path=folder / "distances.png", overwrite=True
+    )
+    pair_metric = next((m for m in s.metrics if m in EDISTANCE_METRICS), None)
+    if run.pairs and pair_metric:
+        run.figures["Normalised distances between held-out perturbations"] = pair_distance_distributions(
+            run.pairs, metric=pair_metric, path=folder / "pair_distances.png", overwrite=True
+        )
+    if run.finetuned_model is not None and (run.finetuned_model / "training" / "loss.csv").is_file():
+        run.figures["Contrastive fine-tuning"] = _finetune_loss(run.finetuned_model, folder / "finetune_loss.png")
+    run.figures["Control null (z-scores of random control groups, pooled over sizes)"] = control_null(
+        {name: standardised_nulls(null, metric) for name, null in run.nulls.items()},
+        run.scores,
+        metric=f"{metric}_z",
+        path=folder / "control_null.png",
+        overwrite=True,
+    )
+    if run.enrichment is not None:
+        run.figures["0-DEG enrichment p-values against the top n"] = enrichment_pvalues(
+            run.enrichment, path=folder / "enrichment.png", overwrite=True
+        )
+    shown = list(s.umap_perturbations) or _umap_choice(run.scores, run.degs, metric)
+    if shown:
+        run.figures["UMAP of perturbed vs control cells"] = umap_compare_embeddings(
+            adata,
+            embeddings=run.embeddings,
+            perturbation_key=s.perturbation_key,
+            control=s.control,
+            perturbations=shown,
+            seed=s.seed,
+            path=folder / "umap.png",
+            overwrite=True,
+        )
+
+
+def _finetune_loss(model_dir: Path, path: Path) -> Figure:
+    """Loss curve of a fine-tuned model, with the margin of its loss when its settings say it."""
+    settings_file = model_dir / "training" / "settings.json"
+    margin = json.loads(settings_file.read_text()).get("margin") if settings_file.is_file() else None
+    return plot_loss_curve(model_dir / "training" / "loss.csv", path, margin=margin)
+
+
+def _umap_choice(scores: dict[str, pd.DataFrame], degs: pd.DataFrame, metric: str, n: int = 2) -> list[str]:
+    """The ``n`` top-ranked perturbations and the ``n`` top-ranked 0-DEG ones of the first embedding."""
+    table = next(iter(scores.values())).sort_values(f"{metric}_z", ascending=False)
+    zero = set(degs.loc[degs["n_degs"] == 0, "perturbation"])
+    top = table["perturbation"].tolist()[:n]
+    top_zero = [p for p in table["perturbation"] if p in zero][:n]
+    return list(dict.fromkeys(top + top_zero))
+
+
+def write_report(run: ScreenRun, n_cells: int, notes: dict[str, str]) -> None:
+    """``report.html`` from the run's tables and figures; sets ``run.report``.
+
+    The ranking is that of the fine-tuned model when there is one, else of the first embedding,
+    by the first metric of the settings. ``notes`` are added to the summary.
+    """
+    s = run.settings
+    metric = s.metrics[0]
+    ranking_model = "finetuned" if "finetuned" in run.scores else next(iter(run.scores))
+    summary = {
+        "cells": n_cells,
+        "perturbations scored": len(next(iter(run.scores.values()))),
+        "perturbations with 0 DEGs": int((run.degs["n_degs"] == 0).sum()),
+        "embeddings": ", ".join(run.embeddings),
+        "seconds": round(sum(run.seconds.values()), 1),
+        **notes,
+    }
+    sections = screen_sections(
+        medians=run.medians,
+        ranking=ranked_table(run.scores[ranking_model], metric=metric, degs=run.degs),
+        ranking_model=ranking_model,
+        metric=metric,
+        summary=summary,
+        enrichment=run.enrichment,
+        figures=run.figures,
+        response=run.response,
+        response_figure=run.response_figure,
+        split=split_table(run.split),
+        split_overview=split_overview(run.split),
+        settings=asdict(s),
+    )
+    run.report = build_report(sections, title="cellshift screen report", path=run.out / "report.html", overwrite=True)
