@@ -10,7 +10,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from cellshift.analysis.degs import degs as compute_degs
+from cellshift.analysis.differential import degs as compute_degs
 from cellshift.analysis.split import PerturbationSplit, split_perturbations
 from cellshift.training.contrastive import SPLIT_FILE
 
