@@ -23,6 +23,7 @@ class Oracle(torch.nn.Module):
             max_position_embeddings=256,
             species=None,
             use_values=False,
+            cls_eos_tokens=False,
         )
 
     def forward(self, input_ids, labels, **_):

@@ -1,6 +1,5 @@
-"""Pre-training (DESIGN §2.3: masking, length-grouped batches, loop, checkpoints) and contrastive fine-tuning (§2.4)."""
+"""Pre-training (masking, length-grouped batches, loop, checkpoints) and contrastive fine-tuning."""
 
-from cellshift.training.batches import CellBatch, CellCollator
 from cellshift.training.contrastive import (
     FinetuneResult,
     FinetuneSettings,
@@ -15,8 +14,6 @@ from cellshift.training.pretraining import PretrainResult, PretrainSettings, ali
 from cellshift.training.sampler import LengthGroupedBatchSampler
 
 __all__ = [
-    "CellBatch",
-    "CellCollator",
     "FinetuneResult",
     "FinetuneSettings",
     "LengthGroupedBatchSampler",

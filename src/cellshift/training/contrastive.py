@@ -63,11 +63,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from cellshift.models.inputs import ModelCells, encode_cells
 from cellshift.models.loading import load_encoder
 from cellshift.models.pooling import mean_over_genes
-from cellshift.tokenize.in_memory import encode_anndata
 from cellshift.training._loop import mixed_precision, save_checkpoint, save_final_model, truncate_log
-from cellshift.training.batches import CellCollator
 from cellshift.training.checkpoints import list_checkpoints, load_checkpoint
 from cellshift.training.pretraining import LOSS_LOG, TRAINING_DIR
 
@@ -397,20 +396,16 @@ def finetune(
 
     encoder = load_encoder(model_dir)
     table, config = encoder.gene_table, encoder.config
-    max_length = min(settings.max_length or config.max_position_embeddings, config.max_position_embeddings)
-    max_length -= bool(config.species)
     rows = np.sort(np.concatenate([*perturbed_rows.values(), control_rows, validation_rows, validation_control_rows]))
-    cells, cell_species = encode_anndata(
+    cells = encode_cells(
         adata[rows],
-        table,
+        encoder,
         layer=layer,
         gene_key=gene_key,
         species=species,
-        max_length=max_length,
-        cls_eos_tokens=config.cls_eos_tokens,
+        max_length=settings.max_length,
+        pad_to_multiple_of=8 if accelerator.device.type == "cuda" else None,
     )
-    if config.species and cell_species not in config.species:
-        raise ValueError(f"the model knows species {config.species}, the screen's cells are {cell_species}")
     pairs = PairBatches(
         {label: np.searchsorted(rows, r) for label, r in perturbed_rows.items()},
         np.searchsorted(rows, control_rows),
@@ -430,13 +425,6 @@ def finetune(
             f"the smallest batch holds {pairs.smallest_batch} pairs, fewer than the {accelerator.num_processes} "
             "processes sharing it; raise batch_size or leave out perturbations with very few cells"
         )
-    collate = CellCollator(
-        config.pad_token_id,
-        max_length=max_length,
-        species=config.species,
-        with_values=config.use_values,
-        pad_to_multiple_of=8 if accelerator.device.type == "cuda" else None,
-    )
 
     # The loss reads the penultimate layer: the last layer is neither run nor trained (no gradient
     # would reach it, and DDP requires every trainable parameter to get one). It is saved unchanged.
@@ -474,7 +462,7 @@ def finetune(
             batch = batches[batches_done]
             first, second = batch.first[share], batch.second[share]
             pair = (first, second)
-            distances = _pair_distances(encoder, collate, cells, cell_species, pair, special_ids, accelerator)
+            distances = _pair_distances(encoder, cells, pair, special_ids, accelerator)
             labels = torch.as_tensor(batch.labels[share], device=distances.device)
             loss = contrastive_loss(distances, labels, margin=settings.margin)
             accelerator.backward(loss)
@@ -491,7 +479,7 @@ def finetune(
             if step % settings.log_every == 0 or step == total_steps:
                 checked = None
                 if validation is not None:
-                    inputs = (collate, cells, cell_species, special_ids)
+                    inputs = (cells, special_ids)
                     checked = validation.evaluate(encoder, inputs, accelerator, settings.margin, settings.batch_size)
                 row = (step, epoch, window, checked, scheduler, pairs_seen, started)
                 _log(training_dir / LOSS_LOG, row, accelerator)
@@ -561,7 +549,7 @@ class ValidationPairs:
 
         Every process takes every ``world_size``-th pair; the sums are added over processes.
         """
-        collate, cells, species, special_ids = inputs
+        cells, special_ids = inputs
         model = accelerator.unwrap_model(encoder)
         share = slice(accelerator.process_index, None, accelerator.num_processes)
         first, second, labels = self.first[share], self.second[share], self.labels[share]
@@ -572,7 +560,7 @@ class ValidationPairs:
             for start in range(0, len(first), batch_size):
                 window = slice(start, start + batch_size)
                 pair = (first[window], second[window])
-                distances = _pair_distances(model, collate, cells, species, pair, special_ids, accelerator).double()
+                distances = _pair_distances(model, cells, pair, special_ids, accelerator).double()
                 similar = torch.as_tensor(labels[window], device=distances.device)
                 sums[0] += contrastive_loss(distances, similar, margin=margin) * len(distances)
                 sums[1] += distances[similar == 1].sum()
@@ -644,7 +632,7 @@ def _prepare_out(
         (training_dir / SPLIT_FILE).write_text(json.dumps(split, indent=1) + "\n")
 
 
-def _pair_distances(encoder, collate, cells, species, pairs, special_ids, accelerator) -> torch.Tensor:
+def _pair_distances(encoder, cells: ModelCells, pairs, special_ids, accelerator) -> torch.Tensor:
     """Euclidean distances between the cell embeddings of the pairs ``(first[i], second[i])``.
 
     Both cells of every pair run through the encoder in one padded batch, up to the penultimate
@@ -652,20 +640,8 @@ def _pair_distances(encoder, collate, cells, species, pairs, special_ids, accele
     """
     first, second = pairs
     penultimate = accelerator.unwrap_model(encoder).config.num_hidden_layers - 1
-    positions = np.concatenate([first, second])
-    columns = {
-        "input_ids": [cells.cell(i)[0] for i in positions],
-        "values": [cells.cell(i)[1] for i in positions],
-        "species": [species] * len(positions),
-    }
-    batch = collate(columns, positions).to(accelerator.device)
-    output = encoder(
-        batch.input_ids,
-        attention_mask=batch.attention_mask,
-        values=batch.values,
-        species_ids=batch.species_ids,
-        num_layers=penultimate,
-    )
+    batch = cells.batch(np.concatenate([first, second])).to(accelerator.device)
+    output = encoder(**batch.model_inputs(), num_layers=penultimate)
     embedding = mean_over_genes(output.last_hidden_state, batch.input_ids, batch.attention_mask, special_ids)
     return torch.linalg.vector_norm(embedding[: len(first)] - embedding[len(first) :], dim=-1)
 

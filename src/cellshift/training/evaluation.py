@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from accelerate import PartialState
 from scipy import stats
 from tqdm.auto import tqdm
 
-from cellshift.training.batches import CellCollator
+from cellshift.models import CellshiftForMaskedGeneModeling
+from cellshift.models.inputs import CellCollator
 from cellshift.training.corpora import SPLIT_FILE, heldout_rows_of, open_corpora
 from cellshift.training.masking import choose_positions, special_token_mask
 
@@ -57,6 +59,7 @@ def evaluate_masked_genes(
     top_genes: int = 2000,
     mask_probability: float = 0.15,
     batch_size: int = 32,
+    max_length: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -78,6 +81,8 @@ def evaluate_masked_genes(
         Share of those genes masked in each cell (at least one).
     batch_size, seed, progress
         Cells per forward pass; seed of the masks; progress bar.
+    max_length
+        Tokens read per cell, as in pre-training (:func:`cellshift.models.inputs.token_limit`).
 
     Returns
     -------
@@ -88,12 +93,7 @@ def evaluate_masked_genes(
     config = model.config
     device = next(model.parameters()).device
     model.eval()
-    collate = CellCollator(
-        config.pad_token_id,
-        max_length=config.max_position_embeddings - (1 if config.species else 0),
-        species=config.species,
-        with_values=config.use_values,
-    )
+    collate = CellCollator(config, max_length=max_length)
     data = dataset.select_columns(collate.columns())
     not_gene = torch.zeros(config.vocab_size, dtype=torch.bool)
     not_gene[config.special_token_ids] = True
@@ -190,6 +190,7 @@ def evaluate_model_dir(
     max_cells: int | None = 500,
     top_genes: int = 2000,
     batch_size: int = 32,
+    max_length: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -198,13 +199,12 @@ def evaluate_model_dir(
     If the model was pre-trained on ``corpus``, its held-out cells are evaluated and the
     baseline's frequencies come from the corpus's training cells; otherwise all its cells are
     evaluated and the frequencies come from the model's training corpora. At most ``max_cells``
-    cells (a seeded random subset) are evaluated.
+    cells (a seeded random subset) are evaluated. Cells are cut to ``max_length`` tokens, by
+    default the ``max_length`` the model was pre-trained with (``training/settings.json``).
     """
-    from accelerate import PartialState
-
-    from cellshift.models import CellshiftForMaskedGeneModeling
-
     model_dir = Path(model_dir)
+    if max_length is None and (model_dir / TRAINING_DIR / "settings.json").exists():
+        max_length = json.loads((model_dir / TRAINING_DIR / "settings.json").read_text()).get("max_length")
     model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
     cells = open_corpora([corpus])
     if model.gene_table is None or model.gene_table.sha256 != cells.gene_table.sha256:
@@ -232,6 +232,7 @@ def evaluate_model_dir(
         frequency,
         top_genes=top_genes,
         batch_size=batch_size,
+        max_length=max_length,
         seed=seed,
         progress=progress,
     )

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from cellshift.data.gene_table import GeneTable
 from cellshift.models import CellshiftForMaskedGeneModeling, config_from_preset
+from cellshift.models.inputs import CellBatch, CellCollator
 from cellshift.training._loop import mixed_precision, save_checkpoint, save_final_model, truncate_log
-from cellshift.training.batches import CellBatch, CellCollator
 from cellshift.training.checkpoints import (
     list_checkpoints,
     load_checkpoint,
@@ -184,12 +184,9 @@ def pretrain(
         _start_from_gene_frequencies(model, cells, train_rows, settings.seed)
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    max_length = min(settings.max_length or model.config.max_position_embeddings, _max_tokens(model.config))
     collate = CellCollator(
-        model.config.pad_token_id,
-        max_length=max_length,
-        species=model.config.species,
-        with_values=settings.use_values,
+        model.config,
+        max_length=settings.max_length,
         pad_to_multiple_of=8 if accelerator.device.type == "cuda" else None,
     )
     dataset = cells.dataset.select_columns(collate.columns())
@@ -361,11 +358,6 @@ def align_prior(frame: pd.DataFrame, table: GeneTable) -> np.ndarray:
         )
     matrix[positions] = frame.to_numpy(np.float32)[rows]
     return matrix
-
-
-def _max_tokens(config) -> int:
-    """Gene tokens a cell may have: the input size, less one position for the species embedding."""
-    return config.max_position_embeddings - (1 if config.species else 0)
 
 
 def _mask_seed(seed: int, epoch: int, position: int, accelerator) -> int:
