@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 
 import cellshift.models.inputs as inputs_module
-import cellshift.training.contrastive as contrastive_module
 from cellshift.datasets import papalexi2021
 from cellshift.models import CellshiftModel, config_from_preset
 from cellshift.models.inputs import encode_cells
 from cellshift.models.pooling import cell_embedding
+from cellshift.tokenize import Corpus
 from cellshift.training import (
     FinetuneSettings,
     PairBatches,
@@ -20,6 +20,7 @@ from cellshift.training import (
     finetune,
     pretrain,
 )
+from cellshift.training.loop import LossLog
 
 TRAIN, HELD_OUT = ["IFNGR2", "STAT1"], "JAK2"
 
@@ -129,8 +130,6 @@ def test_pair_batches_refuse_bad_input():
 
 
 def test_cell_embedding_is_a_hand_mean_over_gene_tokens_of_the_penultimate_layer(tiny_corpora):
-    from cellshift.tokenize import Corpus
-
     table = Corpus.open(tiny_corpora[0]).gene_table()
     torch.manual_seed(0)
     model = CellshiftModel(config_from_preset("tiny", table)).eval()
@@ -230,17 +229,17 @@ def test_saved_model_loads_as_a_cellshift_model_with_identical_embeddings(tmp_pa
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, pretrained, screen, monkeypatch):
     """Killed after the step-4 checkpoint, resumed: ends exactly as an uninterrupted run (dropout included)."""
     run(pretrained, screen, tmp_path / "straight")
-    real_log = contrastive_module._log
+    real_append = LossLog.append
 
-    def dies_at_step_5(path, row, *args):
-        real_log(path, row, *args)
-        if row[0] == 5:
+    def dies_after_logging_step_5(log, row):
+        real_append(log, row)
+        if row["step"] == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(contrastive_module, "_log", dies_at_step_5)
+    monkeypatch.setattr(LossLog, "append", dies_after_logging_step_5)
     with pytest.raises(KeyboardInterrupt):
         run(pretrained, screen, tmp_path / "resumed")
-    monkeypatch.setattr(contrastive_module, "_log", real_log)
+    monkeypatch.setattr(LossLog, "append", real_append)
     result = run(pretrained, screen, tmp_path / "resumed", resume=True)
     assert result.steps == 6
     straight, resumed = (

@@ -6,7 +6,8 @@ import torch
 from scipy import stats
 
 from cellshift.training import PretrainSettings, open_corpora, pretrain
-from cellshift.training.evaluation import _rank_spearman, evaluate_masked_genes, evaluate_model_dir, gene_frequency
+from cellshift.training.evaluation import _rank_spearman, evaluate_masked_genes, evaluate_model_dir
+from cellshift.training.gene_frequency import gene_frequency
 
 
 class Oracle(torch.nn.Module):
