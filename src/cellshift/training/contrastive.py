@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from cellshift.models import CellshiftModel
 from cellshift.models.inputs import ModelCells, encode_cells
 from cellshift.models.loading import load_encoder
-from cellshift.training.finetune_cells import choose_cells
+from cellshift.training.finetune_cells import choose_cells, record_cells
 from cellshift.training.loop import (
     LOSS_LOG,
     TRAINING_DIR,
@@ -65,7 +65,6 @@ from cellshift.training.pairs import (
 )
 
 SPLIT_FILE = "split.json"
-CELLS_FILE = "training_cells.json"
 LOG_COLUMNS = [
     "step",
     "epoch",
@@ -238,7 +237,9 @@ def finetune(
     if accelerator.is_main_process:
         run_settings = {"model": str(model_dir.resolve()), **asdict(settings)}
         prepare_run_dir(out, run_settings, resume=resume, overwrite=overwrite)
-        _record_cells(training_dir, chosen.record(adata, perturbation_key), split, resume=resume)
+        record_cells(training_dir, chosen.record(adata, perturbation_key), resume=resume)
+        if split is not None and not resume:
+            (training_dir / SPLIT_FILE).write_text(json.dumps(split, indent=1) + "\n")
     accelerator.wait_for_everyone()
 
     # data: the chosen cells tokenised for the model, in batches of pairs that alternate similar / dissimilar
@@ -326,21 +327,6 @@ def _check_directories(model_dir: Path, out: Path) -> None:
         raise FileNotFoundError(
             f"{model_dir} holds no saved model (config.json); pass a `cellshift pretrain` directory"
         )
-
-
-def _record_cells(training_dir: Path, cells_record: dict, split: Mapping | None, *, resume: bool) -> None:
-    """Write the training cells (and the split) of a new run; a resumed run must read the same cells."""
-    cells_file = training_dir / CELLS_FILE
-    if resume:
-        if json.loads(cells_file.read_text()) != cells_record:
-            raise ValueError(
-                f"cannot resume {training_dir.parent}: the training perturbations or control cells differ from the "
-                f"original run's ({cells_file}); use the same screen, DEGs and split settings"
-            )
-        return
-    cells_file.write_text(json.dumps(cells_record, indent=1))
-    if split is not None:
-        (training_dir / SPLIT_FILE).write_text(json.dumps(split, indent=1) + "\n")
 
 
 def _log_row(

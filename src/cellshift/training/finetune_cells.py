@@ -9,14 +9,18 @@ held out of training for the validation pairs, together with those controls.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
 from cellshift.training.pairs import VALIDATION_STREAM, PairBatches, ValidationPairs
+
+CELLS_FILE = "training_cells.json"
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,28 @@ def choose_cells(
             )
         perturbed, held_out = _hold_out(perturbed, validation_fraction, seed)
     return FinetuneCells(perturbed, controls, held_out, validation_control_rows)
+
+
+def record_cells(training_dir: Path, record: dict, *, resume: bool) -> None:
+    """Write a new run's cells (:meth:`FinetuneCells.record`) to ``training_cells.json``; a resumed run must match.
+
+    Parameters
+    ----------
+    training_dir
+        The run's ``training/`` folder.
+    record
+        The cells of this run, by name.
+    resume
+        Check ``record`` against the file instead of writing it.
+    """
+    cells_file = training_dir / CELLS_FILE
+    if not resume:
+        cells_file.write_text(json.dumps(record, indent=1))
+    elif json.loads(cells_file.read_text()) != record:
+        raise ValueError(
+            f"cannot resume {training_dir.parent}: the training perturbations or control cells differ from the "
+            f"original run's ({cells_file}); use the same screen, DEGs and split settings"
+        )
 
 
 def _training_rows(
