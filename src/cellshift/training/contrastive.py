@@ -1,18 +1,18 @@
 """Contrastive fine-tuning of a pre-trained model on a Perturb-seq screen (Zhao et al. 2025).
 
-The pairs, their loss and the batches are :mod:`cellshift.training.pairs`'; the cells read are
-:mod:`cellshift.training.finetune_cells`'. They are tokenised in memory with the model's own gene
-table by :func:`cellshift.models.inputs.encode_cells`, exactly as ``cellshift embed`` tokenises the
-cells it embeds (with ``<cls>``/``<eos>`` when the model was trained with them).
+The pairs, their loss and batches are in :mod:`cellshift.training.pairs`, the choice of cells in
+:mod:`cellshift.training.finetune_cells`. The cells are tokenised in memory with the model's own
+gene table by :func:`cellshift.models.inputs.encode_cells`, exactly as ``cellshift embed``
+tokenises the cells it embeds (with ``<cls>``/``<eos>`` when the model was trained with them).
 
-:func:`finetune` reads top to bottom: one optimizer step per batch of pairs, AdamW at a constant
-learning rate 1e-5 (no schedule), weight decay 1e-2, every encoder parameter up to the
-penultimate layer trained ("all layers" of the paper), gradient-norm clipping at 1 (the Hugging
-Face ``Trainer`` default) unless switched off; at every log step the loss of the validation pairs
-(when validation controls are given); a checkpoint every ``save_every`` steps. The loss reads the
-penultimate layer, so the encoder runs only up to it (``num_layers``): the last layer could get no
-gradient, is frozen (DDP requires a gradient for every trainable parameter) and is saved with its
-pre-trained weights.
+:func:`finetune` chooses, tokenises and pairs the cells; its training loop reads top to bottom:
+one optimizer step per batch of pairs, AdamW at a constant learning rate 1e-5 (no schedule),
+weight decay 1e-2, every encoder parameter up to the penultimate layer trained ("all layers" of
+the paper), gradient-norm clipping at 1 (the Hugging Face ``Trainer`` default) unless switched
+off; at every log step the loss of the validation pairs (when validation controls are given); a
+checkpoint every ``save_every`` steps. The loss reads the penultimate layer, so the encoder runs
+only up to it (``num_layers``): the last layer could get no gradient, is frozen (DDP requires a
+gradient for every trainable parameter) and is saved with its pre-trained weights.
 
 The frame is :mod:`cellshift.training.loop`'s, as for pre-training: ``accelerate`` for the device,
 bf16 on CUDA and data parallelism (each process takes every ``world_size``-th pair of the same
@@ -273,8 +273,8 @@ def _train(
     progress: bool,
 ) -> FinetuneResult:
     """The training loop of :func:`finetune`: one optimizer step per batch of pairs, then the final save."""
-    # model and optimizer: the last layer stays as it is (the loss reads the penultimate one); constant learning rate
     training_dir = out / TRAINING_DIR
+    # model and optimizer: the last layer stays as it is (the loss reads the penultimate one); constant learning rate
     encoder.bert.encoder.layer[-1].requires_grad_(False)
     torch.manual_seed(settings.seed)
     total_steps = settings.max_steps or settings.epochs * len(pairs)
