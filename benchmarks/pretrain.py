@@ -246,7 +246,8 @@ def run_one(side: str, max_length: int, options: dict) -> None:
     torch.set_num_interop_threads(1)
     import psutil
 
-    from cellshift.training import CellCollator, open_corpora
+    from cellshift.models.inputs import CellCollator
+    from cellshift.training import open_corpora
 
     device = torch.device(options["device"])
     cuda = device.type == "cuda"
@@ -260,7 +261,7 @@ def run_one(side: str, max_length: int, options: dict) -> None:
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     gene_token_ids = torch.as_tensor(cells.gene_table.gene_ids)
-    collate = CellCollator(config.pad_token_id, max_length=max_length, pad_to_multiple_of=8 if cuda else None)
+    collate = CellCollator(config, max_length=max_length, pad_to_multiple_of=8 if cuda else None)
     if side == "cellshift":
         batches = cellshift_batches(warmup_rows, lengths, options["batch_size"])
         batches += cellshift_batches(measured_rows, lengths, options["batch_size"])

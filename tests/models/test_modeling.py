@@ -1,6 +1,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
@@ -13,8 +14,6 @@ from cellshift.models.geneformer import load_geneformer
 @pytest.fixture(scope="module")
 def table():
     genes = [f"ENSG{i:011d}" for i in range(1, 57)]
-    import pandas as pd
-
     return GeneTable.from_medians(pd.Series(np.linspace(1, 3, len(genes)), index=genes), name="test")
 
 
@@ -59,7 +58,7 @@ def test_running_the_first_layers_only_gives_that_layers_output(table):
     for k in range(layers + 1):
         partial = model(ids, species_ids=species, num_layers=k)
         torch.testing.assert_close(partial.last_hidden_state, full.hidden_states[k], rtol=0, atol=1e-6)
-    assert len(model.bert.encoder.layer) == layers  # the layer list is restored
+    assert len(model.bert.encoder.layer) == layers  # the layer list is left as it was
     with pytest.raises(ValueError, match="num_layers must lie in"):
         model(ids, species_ids=species, num_layers=layers + 1)
     assert len(model.bert.encoder.layer) == layers
@@ -164,6 +163,20 @@ def test_loading_rejects_a_gene_table_of_another_model(tmp_path, table):
     GeneTable.load("geneformer-gc30M").save(tmp_path / "model" / "gene_table.tsv.gz")
     with pytest.raises(ValueError, match="mixes files of two models"):
         CellshiftForMaskedGeneModeling.from_pretrained(tmp_path / "model")
+
+
+def test_loading_names_the_genes_of_a_gene_table_of_the_same_size_but_other_genes(tmp_path, table):
+    model = CellshiftForMaskedGeneModeling(config_from_preset("tiny", table))
+    model.save_pretrained(tmp_path / "model")
+    renamed = {table.tokens[10]: "ENSG99999999999", table.tokens[20]: "ENSG99999999998"}
+    other = GeneTable(tuple(renamed.get(t, t) for t in table.tokens), table.medians, "other")
+    other.save(tmp_path / "model" / "gene_table.tsv.gz")
+    message = f"at 2 of {len(table)} token IDs \\(ID 10: ENSG99999999999 for {table.tokens[10]}, ID 20"
+    with pytest.raises(ValueError, match=message):
+        CellshiftForMaskedGeneModeling.from_pretrained(tmp_path / "model")
+    model.gene_table = other
+    with pytest.raises(ValueError, match="mixes files of two models"):
+        model.save_pretrained(tmp_path / "again")  # a model refuses to save a gene table that is not its own
 
 
 def geneformer_layout(folder, vocab_size, seed=0):

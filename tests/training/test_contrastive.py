@@ -6,13 +6,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import cellshift.training.contrastive as contrastive_module
+import cellshift.models.inputs as inputs_module
 from cellshift.datasets import papalexi2021
 from cellshift.models import CellshiftModel, config_from_preset
+from cellshift.models.inputs import encode_cells
 from cellshift.models.pooling import cell_embedding
-from cellshift.tokenize.in_memory import encode_anndata
+from cellshift.tokenize import Corpus
 from cellshift.training import (
-    CellCollator,
     FinetuneSettings,
     PairBatches,
     PretrainSettings,
@@ -20,6 +20,7 @@ from cellshift.training import (
     finetune,
     pretrain,
 )
+from cellshift.training.loop import LossLog
 
 TRAIN, HELD_OUT = ["IFNGR2", "STAT1"], "JAK2"
 
@@ -73,18 +74,10 @@ def run(pretrained, screen, out, *, resume=False, overwrite=False, validation=Fa
 
 def embeddings(model, adata):
     """Penultimate-layer mean embeddings of all cells, in eval mode, one padded batch."""
-    config = model.config
-    cells, _ = encode_anndata(
-        adata, model.gene_table, max_length=config.max_position_embeddings, cls_eos_tokens=config.cls_eos_tokens
-    )
-    columns = {
-        "input_ids": [cells.cell(i)[0] for i in range(adata.n_obs)],
-        "values": [cells.cell(i)[1] for i in range(adata.n_obs)],
-    }
-    batch = CellCollator(config.pad_token_id)(columns, range(adata.n_obs))
+    batch = encode_cells(adata, model).batch(range(adata.n_obs))
     with torch.no_grad():
-        out = model.eval()(batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
-    return cell_embedding(out.hidden_states, batch.input_ids, batch.attention_mask, config.special_token_ids)
+        out = model.eval()(**batch.model_inputs(), output_hidden_states=True)
+    return cell_embedding(out.hidden_states, batch.input_ids, batch.attention_mask, model.config.special_token_ids)
 
 
 def test_loss_equals_the_formula_with_the_margin_clamp():
@@ -137,8 +130,6 @@ def test_pair_batches_refuse_bad_input():
 
 
 def test_cell_embedding_is_a_hand_mean_over_gene_tokens_of_the_penultimate_layer(tiny_corpora):
-    from cellshift.tokenize import Corpus
-
     table = Corpus.open(tiny_corpora[0]).gene_table()
     torch.manual_seed(0)
     model = CellshiftModel(config_from_preset("tiny", table)).eval()
@@ -170,13 +161,13 @@ def test_cell_embedding_is_a_hand_mean_over_gene_tokens_of_the_penultimate_layer
 
 def test_run_trains_every_parameter_and_pushes_perturbed_cells_away(tmp_path, pretrained, screen, monkeypatch):
     encoded = []
-    real_encode = contrastive_module.encode_anndata
+    real_encode = inputs_module.encode_anndata
 
     def spy(adata, *args, **kwargs):
         encoded.append((adata.obs.copy(), kwargs))
         return real_encode(adata, *args, **kwargs)
 
-    monkeypatch.setattr(contrastive_module, "encode_anndata", spy)
+    monkeypatch.setattr(inputs_module, "encode_anndata", spy)
     result = run(pretrained, screen, tmp_path / "ft", max_steps=20, learning_rate=1e-3, max_grad_norm=None)
     assert result.steps == 20
     # only training perturbations and the given controls were ever tokenised: the held-out perturbation never
@@ -238,17 +229,17 @@ def test_saved_model_loads_as_a_cellshift_model_with_identical_embeddings(tmp_pa
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, pretrained, screen, monkeypatch):
     """Killed after the step-4 checkpoint, resumed: ends exactly as an uninterrupted run (dropout included)."""
     run(pretrained, screen, tmp_path / "straight")
-    real_log = contrastive_module._log
+    real_append = LossLog.append
 
-    def dies_at_step_5(path, row, *args):
-        real_log(path, row, *args)
-        if row[0] == 5:
+    def dies_after_logging_step_5(log, row):
+        real_append(log, row)
+        if row["step"] == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(contrastive_module, "_log", dies_at_step_5)
+    monkeypatch.setattr(LossLog, "append", dies_after_logging_step_5)
     with pytest.raises(KeyboardInterrupt):
         run(pretrained, screen, tmp_path / "resumed")
-    monkeypatch.setattr(contrastive_module, "_log", real_log)
+    monkeypatch.setattr(LossLog, "append", real_append)
     result = run(pretrained, screen, tmp_path / "resumed", resume=True)
     assert result.steps == 6
     straight, resumed = (

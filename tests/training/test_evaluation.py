@@ -6,7 +6,8 @@ import torch
 from scipy import stats
 
 from cellshift.training import PretrainSettings, open_corpora, pretrain
-from cellshift.training.evaluation import _rank_spearman, evaluate_masked_genes, evaluate_model_dir, gene_frequency
+from cellshift.training.evaluation import _rank_spearman, evaluate_masked_genes, evaluate_model_dir
+from cellshift.training.gene_frequency import gene_frequency
 
 
 class Oracle(torch.nn.Module):
@@ -23,6 +24,7 @@ class Oracle(torch.nn.Module):
             max_position_embeddings=256,
             species=None,
             use_values=False,
+            cls_eos_tokens=False,
         )
 
     def forward(self, input_ids, labels, **_):

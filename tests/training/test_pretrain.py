@@ -1,13 +1,15 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 
-import cellshift.training.pretraining as pretrain_module
 from cellshift.models import CellshiftForMaskedGeneModeling
-from cellshift.training import PretrainSettings, pretrain
+from cellshift.tokenize import tokenize
+from cellshift.training import PretrainSettings, open_corpora, pretrain
+from cellshift.training.loop import LossLog
 
 
 def settings(**changes):
@@ -46,17 +48,17 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_corpora, monkey
     """Killed mid-epoch after the step-4 checkpoint, resumed: ends exactly as an uninterrupted run."""
     pretrain(tiny_corpora, tmp_path / "straight", settings(), progress=False)
 
-    real_log = pretrain_module._log
+    real_append = LossLog.append
 
-    def dies_at_step_5(path, step, *args):
-        real_log(path, step, *args)
-        if step == 5:
+    def dies_after_logging_step_5(log, row):
+        real_append(log, row)
+        if row["step"] == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(pretrain_module, "_log", dies_at_step_5)
+    monkeypatch.setattr(LossLog, "append", dies_after_logging_step_5)
     with pytest.raises(KeyboardInterrupt):
         pretrain(tiny_corpora, tmp_path / "resumed", settings(), progress=False)
-    monkeypatch.setattr(pretrain_module, "_log", real_log)
+    monkeypatch.setattr(LossLog, "append", real_append)
     result = pretrain(tiny_corpora, tmp_path / "resumed", settings(), resume=True, progress=False)
     assert result.steps == 6
     straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
@@ -95,18 +97,12 @@ def test_values_species_and_priors_train_together(tmp_path, tiny_corpora):
 
 
 def test_corpora_with_different_gene_tables_are_refused(tmp_path, tiny_corpora, kang_small):
-    from cellshift.tokenize import tokenize
-
     other = tokenize(kang_small, tmp_path / "gc30M", max_length=64, min_genes=50, progress=False)
     with pytest.raises(ValueError, match="same --gene-table"):
         pretrain([tiny_corpora[0], other.path], tmp_path / "m", settings(), progress=False)
 
 
 def test_gene_head_starts_from_the_log_frequency_of_genes(tmp_path, tiny_corpora):
-    import numpy as np
-
-    from cellshift.training import open_corpora
-
     pretrain(tiny_corpora, tmp_path / "m", settings(max_steps=1, learning_rate=1e-12), progress=False)
     model = CellshiftForMaskedGeneModeling.from_pretrained(tmp_path / "m")
     split = json.loads((tmp_path / "m" / "training" / "heldout_cells.json").read_text())

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import anndata as ad
 import numpy as np
 import torch
+from accelerate import PartialState
 
 from cellshift.models import CellshiftModel
+from cellshift.models.inputs import CellBatch, encode_cells
 from cellshift.models.loading import load_encoder as load_saved_encoder
-from cellshift.tokenize.in_memory import encode_anndata
-from cellshift.training.batches import CellBatch, CellCollator
 
 
 def load_encoder(model: str | os.PathLike | CellshiftModel, device: str | torch.device | None) -> CellshiftModel:
@@ -25,8 +25,6 @@ def load_encoder(model: str | os.PathLike | CellshiftModel, device: str | torch.
     if model.gene_table is None:
         raise ValueError("the model has no gene table, so it cannot tokenise cells; load it from a saved directory")
     if device is None:
-        from accelerate import PartialState
-
         device = PartialState().device
     return model.to(device).eval()
 
@@ -41,42 +39,19 @@ def encoded_batches(
     batch_size: int,
     max_length: int | None,
 ) -> Iterator[tuple[np.ndarray, CellBatch]]:
-    """Yield ``(cell rows, batch on the model's device)``, cells sorted by length so padding is small."""
-    config = model.config
-    length = min(max_length or config.max_position_embeddings, config.max_position_embeddings) - bool(config.species)
-    cells, cell_species = encode_anndata(
-        adata,
-        model.gene_table,
-        layer=layer,
-        gene_key=gene_key,
-        species=species,
-        max_length=length,
-        cls_eos_tokens=config.cls_eos_tokens,
-    )
-    if config.species and cell_species not in config.species:
-        raise ValueError(f"the model knows species {config.species}, these cells are {cell_species}")
-    collate = CellCollator(
-        config.pad_token_id, species=config.species, with_values=config.use_values, max_length=length
-    )
+    """Yield ``(cell rows, batch on the model's device)``, cells sorted by length so padding is small.
+
+    Cells are tokenised by :func:`cellshift.models.inputs.encode_cells`, as in fine-tuning.
+    """
+    cells = encode_cells(adata, model, layer=layer, gene_key=gene_key, species=species, max_length=max_length)
     order = np.argsort(-cells.lengths, kind="stable")
     device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        columns = {
-            "input_ids": [cells.cell(i)[0] for i in rows],
-            "values": [cells.cell(i)[1] for i in rows],
-            "species": [cell_species] * len(rows),
-        }
-        yield rows, collate(columns, rows).to(device)
+        yield rows, cells.batch(rows).to(device)
 
 
 @torch.no_grad()
 def hidden_states(model: CellshiftModel, batch: CellBatch) -> tuple[torch.Tensor, ...]:
     """All layers' hidden states of a batch (embedding output first)."""
-    return model(
-        batch.input_ids,
-        attention_mask=batch.attention_mask,
-        values=batch.values,
-        species_ids=batch.species_ids,
-        output_hidden_states=True,
-    ).hidden_states
+    return model(**batch.model_inputs(), output_hidden_states=True).hidden_states

@@ -1,4 +1,4 @@
-"""The cellshift foundation model: configuration, token inputs, BERT encoder, heads (DESIGN §2.2)."""
+"""The cellshift foundation model: configuration, token inputs, BERT encoder, heads."""
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 

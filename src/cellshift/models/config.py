@@ -3,7 +3,7 @@
 :class:`CellshiftConfig` extends :class:`transformers.BertConfig`, so the encoder is built by
 ``transformers.BertModel`` from it (SDPA attention by default) and a Geneformer ``config.json``
 maps onto it field by field. The extra fields choose which inputs are fused into each token's
-embedding (DESIGN §2.2):
+embedding:
 
 - ``use_values``: the expression value ``log1p(normalised count)`` through a continuous encoder;
 - ``prior_dims``: named prior-knowledge gene matrices (vocabulary x dim), each projected;
@@ -83,6 +83,9 @@ class CellshiftConfig(BertConfig):
         model was trained on; cells embedded later are tokenised the same way.
     special_token_ids
         IDs never masked or sampled as random replacements (padding, mask, cls, eos).
+    gene_tokens
+        The token of every row of the gene embedding, in token-ID order (the gene table's tokens
+        when the model was built); loading checks the saved gene table against it.
     """
 
     model_type = "cellshift"
@@ -95,6 +98,7 @@ class CellshiftConfig(BertConfig):
     mask_token_id: int = 1
     cls_eos_tokens: bool = False
     special_token_ids: list[int] | None = None
+    gene_tokens: list[str] | None = None
     tie_word_embeddings: bool = False
 
     @property
@@ -120,6 +124,7 @@ def config_from_preset(preset: str, gene_table: GeneTable, **options) -> Cellshi
         "pad_token_id": special["<pad>"],
         "mask_token_id": special["<mask>"],
         "special_token_ids": sorted(special.values()),
+        "gene_tokens": list(gene_table.tokens),
         **PRESETS[preset],
         **options,
     }

@@ -1,4 +1,4 @@
-"""Token input embeddings: gene token, expression value, prior knowledge and species (DESIGN §2.2).
+"""Token input embeddings: gene token, expression value, prior knowledge and species.
 
 GeneCompass-style fusion: for token ``t`` of a cell with value ``v``,
 

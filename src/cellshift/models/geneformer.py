@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import BertConfig, BertForMaskedLM
 
 from cellshift.data.gene_table import SPECIAL_TOKENS, GeneTable
 from cellshift.models.config import CellshiftConfig
@@ -49,8 +50,6 @@ def load_geneformer(
         Instead of ``gene_table``: Geneformer's own pickles (``token_dictionary_*.pkl``, a dict
         token -> ID, and ``gene_median_dictionary_*.pkl``, a dict Ensembl ID -> median).
     """
-    from transformers import BertConfig, BertForMaskedLM
-
     if (token_dictionary is None) != (gene_medians is None):
         raise ValueError("pass both token_dictionary and gene_medians (Geneformer's two pickles), or neither")
     table = _table_from_pickles(token_dictionary, gene_medians) if token_dictionary is not None else gene_table
@@ -69,6 +68,7 @@ def load_geneformer(
         **bert_fields,
         mask_token_id=table.token_id("<mask>"),
         special_token_ids=sorted(table.special_tokens.values()),
+        gene_tokens=list(table.tokens),
         cls_eos_tokens={"<cls>", "<eos>"} <= set(table.special_tokens),  # V2 vocabularies and models
     )
     model = CellshiftForMaskedGeneModeling(config)

@@ -1,10 +1,11 @@
 """The cellshift model: token inputs -> BERT encoder -> masked-gene (and masked-value) heads.
 
-Hugging Face layout (DESIGN §2.2): :class:`CellshiftModel` is the encoder, built from the
+Hugging Face layout: :class:`CellshiftModel` is the encoder, built from the
 config alone; :class:`CellshiftForMaskedGeneModeling` adds the pre-training heads. Outputs are
 dataclasses. A saved model is a directory (``save_pretrained``) holding ``config.json``,
 ``model.safetensors`` and ``gene_table.tsv.gz`` (vocabulary and gene medians), so a
-checkpoint tokenises its own inputs; ``from_pretrained`` checks the table against the config.
+checkpoint tokenises its own inputs; ``from_pretrained`` checks the table's tokens against the
+config's ``gene_tokens``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BertModel, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
 
 from cellshift._io import check_writable
 from cellshift.data.gene_table import GeneTable
@@ -87,24 +89,51 @@ class CellshiftPreTrainedModel(PreTrainedModel):
         with tempfile.TemporaryDirectory(dir=directory, prefix=".saving-") as temporary:
             super().save_pretrained(temporary, **kwargs)
             if self.gene_table is not None:
+                check_gene_table(self.gene_table, self.config, f"the gene table {self.gene_table.name!r}")
                 self.gene_table.save(Path(temporary) / GENE_TABLE_FILE)
             for file in sorted(Path(temporary).iterdir(), key=lambda f: f.name == "config.json"):
                 os.replace(file, directory / file.name)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
-        """Load a saved model and its gene table; a table that does not fit the vocabulary is an error."""
+        """Load a saved model and its gene table; a table whose tokens are not the model's is an error."""
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         table_path = Path(pretrained_model_name_or_path) / GENE_TABLE_FILE
         if table_path.exists():
             table = GeneTable.load(table_path)
-            if len(table) != model.config.vocab_size:
-                raise ValueError(
-                    f"{table_path} has {len(table)} tokens but the model's vocabulary has "
-                    f"{model.config.vocab_size}; the directory mixes files of two models"
-                )
+            check_gene_table(table, model.config, str(table_path))
             model.gene_table = table
         return model
+
+
+def check_gene_table(table: GeneTable, config: CellshiftConfig, source: str) -> None:
+    """Raise unless ``table`` lists the model's tokens (``config.gene_tokens``) in the same order.
+
+    A config saved before the model recorded its tokens has only ``vocab_size`` to compare with.
+
+    Parameters
+    ----------
+    table
+        The gene table meant to tokenise the model's cells.
+    config
+        The model's configuration.
+    source
+        Where the table came from, for the error message.
+    """
+    hint = "the directory mixes files of two models"
+    expected = config.gene_tokens
+    vocab_size = config.vocab_size if expected is None else len(expected)
+    if len(table) != vocab_size:
+        raise ValueError(f"{source} has {len(table)} tokens but the model's vocabulary has {vocab_size}; {hint}")
+    if expected is None:
+        return
+    differing = [i for i, (ours, theirs) in enumerate(zip(expected, table.tokens, strict=True)) if ours != theirs]
+    if differing:
+        examples = ", ".join(f"ID {i}: {table.tokens[i]} for {expected[i]}" for i in differing[:3])
+        raise ValueError(
+            f"{source} differs from the model's vocabulary at {len(differing)} of {len(expected)} token IDs "
+            f"({examples}); {hint}"
+        )
 
 
 class CellshiftModel(CellshiftPreTrainedModel):
@@ -160,7 +189,8 @@ class CellshiftModel(CellshiftPreTrainedModel):
             computing the last one. Default: all.
         """
         layers = self.bert.encoder.layer
-        if num_layers is not None and not 0 <= num_layers <= len(layers):
+        num_layers = len(layers) if num_layers is None else num_layers
+        if not 0 <= num_layers <= len(layers):
             raise ValueError(f"num_layers must lie in [0, {len(layers)}], got {num_layers}")
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
@@ -170,18 +200,15 @@ class CellshiftModel(CellshiftPreTrainedModel):
         if self.config.species:
             attention_mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], 1), attention_mask], dim=1)
             skip = 1
-        if num_layers is not None:
-            self.bert.encoder.layer = layers[:num_layers]  # BertEncoder loops over this list
-        try:
-            output = self.bert(
-                inputs_embeds=embedded, attention_mask=attention_mask, output_hidden_states=output_hidden_states
-            )
-        finally:
-            self.bert.encoder.layer = layers
-        hidden_states = None
-        if output_hidden_states:
-            hidden_states = tuple(layer[:, skip:] for layer in output.hidden_states)
-        return EncoderOutput(output.last_hidden_state[:, skip:], hidden_states)
+        hidden = self.bert.embeddings(inputs_embeds=embedded)  # + position embedding, LayerNorm, dropout
+        mask = create_bidirectional_mask(config=self.bert.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        every_layer = [hidden] if output_hidden_states else None
+        for layer in layers[:num_layers]:
+            hidden = layer(hidden, mask)
+            if every_layer is not None:
+                every_layer.append(hidden)
+        hidden_states = tuple(states[:, skip:] for states in every_layer) if every_layer is not None else None
+        return EncoderOutput(hidden[:, skip:], hidden_states)
 
 
 class CellshiftForMaskedGeneModeling(CellshiftPreTrainedModel):

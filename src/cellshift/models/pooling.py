@@ -1,4 +1,4 @@
-"""Cell embedding from an encoder's hidden states (Zhao et al. 2025; DESIGN §2.4, §2.5).
+"""Cell embedding from an encoder's hidden states (Zhao et al. 2025).
 
 For cell c with gene-token positions G_c (real tokens that are not special tokens) and the hidden
 states H of one layer (by default the penultimate layer, ``hidden_states[-2]``):

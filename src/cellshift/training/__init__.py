@@ -1,22 +1,13 @@
-"""Pre-training (DESIGN §2.3: masking, length-grouped batches, loop, checkpoints) and contrastive fine-tuning (§2.4)."""
+"""Pre-training (masking, length-grouped batches, loop, checkpoints) and contrastive fine-tuning."""
 
-from cellshift.training.batches import CellBatch, CellCollator
-from cellshift.training.contrastive import (
-    FinetuneResult,
-    FinetuneSettings,
-    PairBatch,
-    PairBatches,
-    contrastive_loss,
-    finetune,
-)
+from cellshift.training.contrastive import FinetuneResult, FinetuneSettings, finetune
 from cellshift.training.corpora import TrainingCells, open_corpora
 from cellshift.training.masking import choose_positions, corrupt
-from cellshift.training.pretraining import PretrainResult, PretrainSettings, align_prior, pretrain
+from cellshift.training.pairs import PairBatch, PairBatches, contrastive_loss
+from cellshift.training.pretraining import PretrainResult, PretrainSettings, pretrain
 from cellshift.training.sampler import LengthGroupedBatchSampler
 
 __all__ = [
-    "CellBatch",
-    "CellCollator",
     "FinetuneResult",
     "FinetuneSettings",
     "LengthGroupedBatchSampler",
@@ -25,7 +16,6 @@ __all__ = [
     "PretrainResult",
     "PretrainSettings",
     "TrainingCells",
-    "align_prior",
     "choose_positions",
     "contrastive_loss",
     "corrupt",

@@ -1,10 +1,10 @@
 """Training checkpoints that resume exactly: weights, optimizer, scheduler, position and RNG states.
 
 A checkpoint is a directory ``checkpoints/step-00000100/`` holding ``model.safetensors``,
-``optimizer.pt``, ``scheduler.pt``, ``state.json`` (step, epoch, batches done in the epoch) and
-one ``rng-rank<r>.pt`` per process (torch CPU and CUDA generators, numpy, python). It is written
-under a temporary name and renamed when complete, so the newest complete checkpoint is always
-loadable; only the last ``keep_last`` are kept.
+``optimizer.pt``, ``scheduler.pt`` (for a run with a learning-rate schedule), ``state.json``
+(step, epoch, batches done in the epoch) and one ``rng-rank<r>.pt`` per process (torch CPU and
+CUDA generators, numpy, python). It is written under a temporary name and renamed when complete,
+so the newest complete checkpoint is always loadable; only the last ``keep_last`` are kept.
 """
 
 from __future__ import annotations
@@ -48,14 +48,18 @@ def temporary_checkpoint_dir(folder: Path, step: int) -> Path:
 def write_checkpoint_parts(
     temporary: Path, *, model, optimizer, scheduler, state: dict, rank: int, is_main: bool
 ) -> None:
-    """Write this process's share of a checkpoint: the main process all but its RNG, every process its RNG."""
+    """Write this process's share of a checkpoint: the main process all but its RNG, every process its RNG.
+
+    ``scheduler`` is ``None`` for a run without a learning-rate schedule.
+    """
     temporary.mkdir(parents=True, exist_ok=True)
     torch.save(rng_state(), temporary / f"rng-rank{rank}.pt")
     if is_main:
         weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
         save_file(weights, temporary / "model.safetensors")
         torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
-        torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
+        if scheduler is not None:
+            torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
         (temporary / "state.json").write_text(json.dumps(state, indent=2))
 
 
@@ -78,10 +82,11 @@ def list_checkpoints(folder: Path) -> list[Path]:
 
 
 def load_checkpoint(path: Path, *, model, optimizer, scheduler, rank: int) -> dict:
-    """Restore everything saved in ``path`` into the given objects; return the training state."""
+    """Restore everything saved in ``path`` into the given objects (``scheduler`` may be ``None``); return the state."""
     model.load_state_dict(load_file(path / "model.safetensors"))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    if scheduler is not None:
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     rng_file = path / f"rng-rank{rank}.pt"
     if not rng_file.exists():
         raise FileNotFoundError(f"{path} has no RNG state for process {rank}; resume with the same number of processes")

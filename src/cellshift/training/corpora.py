@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from datasets import concatenate_datasets
 
 from cellshift._io import write_text_atomic
 from cellshift.data.gene_table import GeneTable
@@ -44,8 +45,6 @@ class TrainingCells:
 
 def open_corpora(paths: list[str | os.PathLike]) -> TrainingCells:
     """Open corpora written by :func:`cellshift.tokenize.tokenize`; they must share one gene table."""
-    from datasets import concatenate_datasets
-
     if not paths:
         raise ValueError("no corpus given; make one with `cellshift tokenize`")
     opened = [Corpus.open(path) for path in paths]

@@ -21,30 +21,25 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from accelerate import PartialState
 from scipy import stats
 from tqdm.auto import tqdm
 
-from cellshift.training.batches import CellCollator
+from cellshift.models import IGNORE_INDEX, CellshiftForMaskedGeneModeling
+from cellshift.models.inputs import CellCollator
 from cellshift.training.corpora import SPLIT_FILE, heldout_rows_of, open_corpora
-from cellshift.training.masking import choose_positions, special_token_mask
+from cellshift.training.gene_frequency import gene_frequency
+from cellshift.training.loop import SETTINGS_FILE, TRAINING_DIR
+from cellshift.training.masking import MaskedBatch, choose_positions, special_token_mask
 
-TRAINING_DIR = "training"  # where cellshift.training.pretraining keeps a run's records
 HITS_AT = (1, 10, 100)
 SPEARMAN_AT = (100, 500, 2000)
-
-
-def gene_frequency(dataset, rows: np.ndarray, vocab_size: int) -> np.ndarray:
-    """Occurrences of every token over the cells ``rows`` of ``dataset``."""
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for start in range(0, len(rows), 4096):
-        tokens = dataset.select_columns(["input_ids"])[rows[start : start + 4096].tolist()]["input_ids"]
-        counts += np.bincount(np.concatenate([np.asarray(t) for t in tokens]), minlength=vocab_size)
-    return counts
 
 
 @torch.no_grad()
@@ -57,6 +52,7 @@ def evaluate_masked_genes(
     top_genes: int = 2000,
     mask_probability: float = 0.15,
     batch_size: int = 32,
+    max_length: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -78,6 +74,8 @@ def evaluate_masked_genes(
         Share of those genes masked in each cell (at least one).
     batch_size, seed, progress
         Cells per forward pass; seed of the masks; progress bar.
+    max_length
+        Tokens read per cell, as in pre-training (:func:`cellshift.models.inputs.token_limit`).
 
     Returns
     -------
@@ -88,78 +86,82 @@ def evaluate_masked_genes(
     config = model.config
     device = next(model.parameters()).device
     model.eval()
-    collate = CellCollator(
-        config.pad_token_id,
-        max_length=config.max_position_embeddings - (1 if config.species else 0),
-        species=config.species,
-        with_values=config.use_values,
-    )
+    collate = CellCollator(config, max_length=max_length)
     data = dataset.select_columns(collate.columns())
     not_gene = torch.zeros(config.vocab_size, dtype=torch.bool)
     not_gene[config.special_token_ids] = True
     baseline_scores = torch.log1p(torch.as_tensor(frequency, dtype=torch.float32)).masked_fill(not_gene, -torch.inf)
     generator = torch.Generator().manual_seed(seed)
-    hits = {"model": defaultdict(list), "frequency": defaultdict(list)}
-    spearman = {"model": defaultdict(list), "frequency": defaultdict(list)}
+    tallies = {"model": _Tally(), "frequency": _Tally()}
     n_masked = 0
     for start in tqdm(range(0, len(rows), batch_size), desc="evaluating", disable=not progress):
         batch = collate(data, rows[start : start + batch_size])
         genes = ~special_token_mask(batch.input_ids, config.special_token_ids) & batch.attention_mask.bool()
         within_top = genes.cumsum(dim=1) <= top_genes
         chosen = choose_positions(genes & within_top, mask_probability, generator, exact=True)
-        masked_ids = batch.input_ids.masked_fill(chosen, config.mask_token_id)
-        values = batch.values
-        logits = model(
-            masked_ids.to(device),
-            attention_mask=batch.attention_mask.to(device),
-            values=None if values is None else values.to(device),
-            species_ids=None if batch.species_ids is None else batch.species_ids.to(device),
-            labels=torch.where(chosen, batch.input_ids, -100).to(device),
-            value_labels=None if values is None else values.to(device),
-        ).gene_logits
-        logits = logits.float().cpu()
+        hidden = replace(batch, input_ids=batch.input_ids.masked_fill(chosen, config.mask_token_id))
+        masked = MaskedBatch(hidden, torch.where(chosen, batch.input_ids, IGNORE_INDEX))
+        logits = model(**masked.to(device).model_inputs()).gene_logits.float().cpu()
         cell_of_row = torch.nonzero(chosen)[:, 0]  # logits rows are the masked positions, row-major
         for i in range(len(batch.input_ids)):
             positions = torch.nonzero(chosen[i]).flatten()
             if len(positions) == 0:
                 continue
             n_masked += len(positions)
-            tokens = batch.input_ids[i][genes[i]]
-            visible = batch.input_ids[i][genes[i] & ~chosen[i]]
-            excluded = not_gene.clone()
-            excluded[visible] = True
-            truth = batch.input_ids[i, positions]
+            excluded = not_gene.clone()  # a gene occurs once per cell: genes still visible cannot be the answer
+            excluded[batch.input_ids[i][genes[i] & ~chosen[i]]] = True
             model_scores = logits[cell_of_row == i].masked_fill(excluded, -torch.inf)
             base_row = baseline_scores.masked_fill(excluded, -torch.inf)
-            base_scores = base_row.expand(len(positions), -1)
-            for method, scores in (("model", model_scores), ("frequency", base_scores)):
-                true_scores = scores.gather(1, truth[:, None])
-                ranks = (scores > true_scores).sum(dim=1)
-                for gene, rank in zip(truth.tolist(), ranks.tolist(), strict=True):
-                    hits[method][gene].append(rank)
-            n_tokens = int(genes[i].sum())
-            filled_model = batch.input_ids[i].clone()
-            filled_model[positions] = _distinct_best(model_scores)
-            filled_base = batch.input_ids[i].clone()
-            filled_base[positions] = torch.topk(base_row, len(positions)).indices
-            for method, filled in (("model", filled_model), ("frequency", filled_base)):
-                predicted = filled[genes[i]].numpy()
-                for cutoff in SPEARMAN_AT:
-                    k = min(cutoff, n_tokens)
-                    if k >= 3:
-                        spearman[method][cutoff].append(_rank_spearman(tokens[:k].numpy(), predicted, k))
-    rows_out = []
-    for method in ("model", "frequency"):
-        per_gene = {gene: np.asarray(ranks) for gene, ranks in hits[method].items()}
-        row = {"method": method}
-        for k in HITS_AT:
-            row[f"hits@{k}"] = float(np.mean([np.mean(r < k) for r in per_gene.values()])) if per_gene else np.nan
+            cell, cell_genes = batch.input_ids[i], genes[i]
+            tallies["model"].add(cell, cell_genes, positions, model_scores, _distinct_best(model_scores))
+            base_scores, base_fill = base_row.expand(len(positions), -1), torch.topk(base_row, len(positions)).indices
+            tallies["frequency"].add(cell, cell_genes, positions, base_scores, base_fill)
+    summary = [
+        {"method": method, **tally.scores(), "n_cells": len(rows), "n_masked": n_masked, "n_genes": len(tally.ranks)}
+        for method, tally in tallies.items()
+    ]
+    return pd.DataFrame(summary).set_index("method")
+
+
+@dataclass
+class _Tally:
+    """One method's scores, cell after cell.
+
+    Attributes
+    ----------
+    ranks
+        ``{true gene: [rank of its score at each position where it was masked]}`` (0 = best).
+    spearman
+        ``{cut-off K: [rank Spearman@K of each cell]}``.
+    """
+
+    ranks: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    spearman: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(
+        self, cell: torch.Tensor, genes: torch.Tensor, positions: torch.Tensor, scores: torch.Tensor, fill: torch.Tensor
+    ) -> None:
+        """Score one cell: ``scores`` ranks every token at each masked ``position``; ``fill`` is the method's guess."""
+        truth = cell[positions]
+        true_scores = scores.gather(1, truth[:, None])
+        for gene, rank in zip(truth.tolist(), (scores > true_scores).sum(dim=1).tolist(), strict=True):
+            self.ranks[gene].append(rank)
+        filled = cell.clone()
+        filled[positions] = fill
+        tokens, predicted = cell[genes].numpy(), filled[genes].numpy()
         for cutoff in SPEARMAN_AT:
-            values_at = spearman[method][cutoff]
-            row[f"spearman@{cutoff}"] = float(np.nanmean(values_at)) if values_at else np.nan
-        row.update(n_cells=len(rows), n_masked=n_masked, n_genes=len(per_gene))
-        rows_out.append(row)
-    return pd.DataFrame(rows_out).set_index("method")
+            k = min(cutoff, len(tokens))
+            if k >= 3:
+                self.spearman[cutoff].append(_rank_spearman(tokens[:k], predicted, k))
+
+    def scores(self) -> dict[str, float]:
+        """Macro-averaged hits@k (per gene, then over genes) and mean rank Spearman@K."""
+        per_gene = [np.asarray(ranks) for ranks in self.ranks.values()]
+        row = {f"hits@{k}": float(np.mean([np.mean(r < k) for r in per_gene])) if per_gene else np.nan for k in HITS_AT}
+        for cutoff in SPEARMAN_AT:
+            values = self.spearman[cutoff]
+            row[f"spearman@{cutoff}"] = float(np.nanmean(values)) if values else np.nan
+        return row
 
 
 def _distinct_best(scores: torch.Tensor) -> torch.Tensor:
@@ -190,6 +192,7 @@ def evaluate_model_dir(
     max_cells: int | None = 500,
     top_genes: int = 2000,
     batch_size: int = 32,
+    max_length: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -198,13 +201,13 @@ def evaluate_model_dir(
     If the model was pre-trained on ``corpus``, its held-out cells are evaluated and the
     baseline's frequencies come from the corpus's training cells; otherwise all its cells are
     evaluated and the frequencies come from the model's training corpora. At most ``max_cells``
-    cells (a seeded random subset) are evaluated.
+    cells (a seeded random subset) are evaluated. Cells are cut to ``max_length`` tokens, by
+    default the ``max_length`` the model was pre-trained with (``training/settings.json``).
     """
-    from accelerate import PartialState
-
-    from cellshift.models import CellshiftForMaskedGeneModeling
-
     model_dir = Path(model_dir)
+    settings_file = model_dir / TRAINING_DIR / SETTINGS_FILE
+    if max_length is None and settings_file.exists():
+        max_length = json.loads(settings_file.read_text()).get("max_length")
     model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
     cells = open_corpora([corpus])
     if model.gene_table is None or model.gene_table.sha256 != cells.gene_table.sha256:
@@ -232,6 +235,7 @@ def evaluate_model_dir(
         frequency,
         top_genes=top_genes,
         batch_size=batch_size,
+        max_length=max_length,
         seed=seed,
         progress=progress,
     )

@@ -1,4 +1,4 @@
-"""Length-grouped batches with dynamic padding, for one process or many (DESIGN §2.3).
+"""Length-grouped batches with dynamic padding, for one process or many.
 
 Cells have very different numbers of expressed genes; padding every batch to the longest cell of
 the corpus wastes most of the compute. Per epoch:
