@@ -3,13 +3,16 @@ import argparse
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from cellshift.cli import classify_genes as command
-from cellshift.datasets import dosage_sensitive_tfs
+from cellshift.data.gene_table import GeneTable
+from cellshift.datasets import dosage_sensitive_tfs, kang2018_pbmc
 from cellshift.embed.gene_embeddings import GENE_EMBEDDINGS, grn_gene_embedding
+from cellshift.models import CellshiftModel, config_from_preset
 from cellshift.tasks import GeneLabels, classify_genes, gene_labels
 from cellshift.tasks.gene_classification import cross_validate, t_interval
 from cellshift.tasks.labels import MIN_GENES_PER_CLASS
@@ -175,6 +178,20 @@ def test_cross_validate_tests_every_gene_once():
     assert sorted(np.bincount(folds)) == [10, 10, 10, 10]
     assert list(scores["n_test_positive"]) == [3, 3, 3, 3]
     assert np.isfinite(probabilities).all() and scores["auroc"].mean() > 0.7
+
+
+def test_model_and_pca_embeddings_cover_the_labelled_genes_of_the_cells(dosage, tmp_path):
+    cells = kang2018_pbmc()[:300].copy()
+    table = GeneTable.from_medians(pd.Series(np.linspace(0.5, 5, cells.n_vars), index=cells.var_names), name="kang")
+    torch.manual_seed(0)
+    model = CellshiftModel(config_from_preset("tiny", table, use_values=True))  # untrained: plumbing only
+    model.gene_table = table
+    model.save_pretrained(tmp_path / "model")
+    result = classify_genes(dosage, methods=["model", "pca"], cells=cells, model_dir=tmp_path / "model", n_folds=3)
+    in_cells = dosage.table["gene"].isin(cells.var_names).sum()
+    summary = result.summary.set_index("method")
+    assert 0 < summary.loc["model", "n_embedded"] <= in_cells and summary.loc["pca", "n_embedded"] == in_cells
+    assert ((summary["auroc_ci_low"] >= 0) & (summary["auroc_ci_high"] <= 1)).all()
 
 
 def parse(argv):

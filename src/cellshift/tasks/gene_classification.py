@@ -16,9 +16,9 @@ embedding of :func:`cellshift.embed.gene_embedding` in turn (``pca``, ``grn``, `
   ``sum_n (R_n - R_{n-1}) P_n``; a classifier at chance scores the positive fraction).
 - **Summary:** the mean over the ``k`` folds and a two-sided t-interval,
   ``mean +- t_{(1 + confidence) / 2, k - 1} * s / sqrt(k)`` with ``s`` the standard deviation over
-  folds (``ddof = 1``). The folds share training genes, so their scores are not independent and
-  the interval is narrower than the true uncertainty (Nadeau & Bengio 2003); read it as the
-  spread over folds.
+  folds (``ddof = 1``), clipped to [0, 1], the range of both scores. The folds share training
+  genes, so their scores are not independent and the interval is narrower than the true
+  uncertainty (Nadeau & Bengio 2003); read it as the spread over folds.
 
 Labelled genes without a vector in an embedding are counted (``n_labelled``, ``n_embedded``),
 so a method is never credited for genes it could not see.
@@ -246,7 +246,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
 def summarize(
     scores: pd.DataFrame, predictions: pd.DataFrame, *, n_labelled: int, confidence: float = 0.95
 ) -> pd.DataFrame:
-    """One row per method: coverage, and the mean and t-interval of AUROC and AUPRC over folds.
+    """One row per method: coverage, and the mean and t-interval (clipped to [0, 1]) of AUROC and AUPRC over folds.
 
     Parameters
     ----------
@@ -277,7 +277,7 @@ def summarize(
         }
         for metric in ("auroc", "auprc"):
             mean, low, high = t_interval(folds[metric], confidence)
-            row.update({f"{metric}_mean": mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high})
+            row.update({f"{metric}_mean": mean, f"{metric}_ci_low": max(low, 0.0), f"{metric}_ci_high": min(high, 1.0)})
         rows.append(row)
     return pd.DataFrame(rows)
 
