@@ -17,11 +17,10 @@ from cellshift._io import check_writable, write_csv_atomic
 from cellshift.cli._common import comma_list
 from cellshift.datasets import kang2018_pbmc
 from cellshift.plotting.gene_classification import gene_classification_roc
-from cellshift.tasks.gene_classification import NEEDS_CELLS, classify_genes
+from cellshift.tasks.gene_classification import DEFAULT_METHODS, NEEDS_CELLS, classify_genes
 from cellshift.tasks.labels import gene_labels
 
 BUNDLED_LABELS = "dosage"
-DEFAULT_METHODS = ("pca", "grn", "family", "random")
 OUTPUTS = {"scores": "scores.csv", "summary": "summary.csv", "predictions": "predictions.csv", "roc": "roc.png"}
 
 
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     paths = {name: Path(args.out) / file for name, file in OUTPUTS.items()}
     for path in paths.values():
         check_writable(path, args.overwrite)
-    methods = args.methods or [*DEFAULT_METHODS, *(["model"] if args.model else [])]
+    methods = args.methods or ["pca", *DEFAULT_METHODS, *(["model"] if args.model else [])]
     labels = gene_labels(None if args.labels == BUNDLED_LABELS else args.labels, positive=args.positive)
     print(labels.summary())
     cells = None

@@ -20,8 +20,9 @@ embedding of :func:`cellshift.embed.gene_embedding` in turn (``pca``, ``grn``, `
   genes, so their scores are not independent and the interval is narrower than the true
   uncertainty (Nadeau & Bengio 2003); read it as the spread over folds.
 
-Labelled genes without a vector in an embedding are counted (``n_labelled``, ``n_embedded``),
-so a method is never credited for genes it could not see.
+Each method is scored on the labelled genes it embeds: ``n_labelled``, ``n_embedded`` and
+``positive_fraction`` say how many and how balanced they are. A method that covers a biased
+subset (e.g. well-studied genes) is not comparable one to one with a method that covers all.
 """
 
 from __future__ import annotations
@@ -126,12 +127,12 @@ def classify_genes(
         is_positive = (embedded["label"] == labels.positive).to_numpy()
         _check_coverage(method, is_positive, n_folds)
         method_scores, folds, probabilities = cross_validate(vectors, is_positive, n_folds=n_folds, seed=seed)
-        scores.append(method_scores.assign(method=method))
+        method_scores.insert(0, "method", method)
+        scores.append(method_scores)
         predictions.append(
             embedded.assign(method=method, fold=folds, is_positive=is_positive, probability=probabilities)
         )
     scores = pd.concat(scores, ignore_index=True)
-    scores = scores[["method", *scores.columns.drop("method")]]
     predictions = pd.concat(predictions, ignore_index=True)
     predictions = predictions[["gene", "symbol", "method", "fold", "label", "is_positive", "probability"]]
     summary = summarize(scores, predictions, n_labelled=len(labels.table), confidence=confidence)
@@ -209,34 +210,14 @@ def cross_validate(
         probabilities[test] = classifier.predict_proba(vectors[test])[:, 1]
         folds[test] = fold
         truth, predicted = is_positive[test], probabilities[test]
-        rows.append(
-            {
-                "fold": fold,
-                "n_train": len(train),
-                "n_test": len(test),
-                "n_test_positive": int(truth.sum()),
-                "auroc": roc_auc_score(truth, predicted),
-                "auprc": average_precision_score(truth, predicted),
-            }
-        )
-    return pd.DataFrame(rows), folds, probabilities
+        auroc, auprc = roc_auc_score(truth, predicted), average_precision_score(truth, predicted)
+        rows.append([fold, len(train), len(test), int(truth.sum()), auroc, auprc])
+    columns = ["fold", "n_train", "n_test", "n_test_positive", "auroc", "auprc"]
+    return pd.DataFrame(rows, columns=columns), folds, probabilities
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided t-interval ``mean +- t_{(1 + confidence) / 2, n - 1} * s / sqrt(n)``.
-
-    Parameters
-    ----------
-    values
-        The per-fold scores (at least two).
-    confidence
-        Coverage of the interval.
-
-    Returns
-    -------
-    tuple of float
-        ``(mean, low, high)``.
-    """
+    """``(mean, low, high)``: ``mean +- t_{(1 + confidence) / 2, n - 1} * s / sqrt(n)`` of ``n >= 2`` values."""
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
     half_width = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
