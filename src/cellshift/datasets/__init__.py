@@ -11,6 +11,7 @@ _EXPORTS = {
     "pancreas_mouse": "_bundled",
     "papalexi2021": "_bundled",
     "cellxgene_census": "_census",
+    "dosage_sensitive_tfs": "_gene_classes",
     "GENE_SETS": "_gene_sets",
     "gene_set": "_gene_sets",
     "ChecksumError": "_remote",
