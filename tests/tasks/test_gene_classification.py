@@ -15,7 +15,7 @@ from cellshift.embed.gene_embeddings import GENE_EMBEDDINGS, grn_gene_embedding
 from cellshift.models import CellshiftModel, config_from_preset
 from cellshift.tasks import GeneLabels, classify_genes, gene_labels
 from cellshift.tasks.gene_classification import cross_validate, t_interval
-from cellshift.tasks.labels import MIN_GENES_PER_CLASS
+from cellshift.tasks.gene_label_table import MIN_GENES_PER_CLASS
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from cellshift.cli._common import comma_list
 from cellshift.datasets import kang2018_pbmc
 from cellshift.plotting.gene_classification import gene_classification_roc
 from cellshift.tasks.gene_classification import DEFAULT_METHODS, NEEDS_CELLS, classify_genes
-from cellshift.tasks.labels import gene_labels
+from cellshift.tasks.gene_label_table import gene_labels
 
 BUNDLED_LABELS = "dosage"
 OUTPUTS = {"scores": "scores.csv", "summary": "summary.csv", "predictions": "predictions.csv", "roc": "roc.png"}
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument(
         "--labels",
-        default=BUNDLED_LABELS,
+        default=None,
         help="CSV with columns gene,label (Ensembl IDs or symbols), or 'dosage': the bundled "
         "dosage-sensitive / insensitive TFs of Geneformer (default)",
     )
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     for path in paths.values():
         check_writable(path, args.overwrite)
     methods = args.methods or ["pca", *DEFAULT_METHODS, *(["model"] if args.model else [])]
-    labels = gene_labels(None if args.labels == BUNDLED_LABELS else args.labels, positive=args.positive)
+    labels = gene_labels(None if args.labels in (None, BUNDLED_LABELS) else args.labels, positive=args.positive)
     print(labels.summary())
     cells = None
     if any(method in NEEDS_CELLS for method in methods):

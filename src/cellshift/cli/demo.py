@@ -1,22 +1,21 @@
-"""``cellshift demo``: the main job on the bundled real data."""
+"""``cellshift demo``: run the main job on the bundled real data."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from cellshift.demo import run_demo
 
-def _demo(args: argparse.Namespace) -> int:
-    from cellshift.demo import run_demo
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``cellshift demo``."""
+    parser.add_argument("--out", default="results/demo", help="output directory")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cellshift demo``."""
     run_demo(Path(args.out), workers=args.workers, progress=not args.quiet)
     return 0
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add the ``demo`` sub-command."""
-    demo = commands.add_parser("demo", help="run the main job on the bundled real data")
-    demo.add_argument("--out", default="results/demo", help="output directory")
-    demo.add_argument("--workers", type=int, default=1)
-    demo.add_argument("--quiet", action="store_true")
-    demo.set_defaults(handler=_demo)

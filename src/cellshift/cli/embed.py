@@ -1,19 +1,39 @@
-"""``cellshift embed``: add cell embeddings (PCA, HVG, scVI, a cellshift model) to a screen's ``obsm``."""
+"""``cellshift embed``: add cell embeddings (pca, hvg, scvi-linear, scvi-5l, model) to obsm."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
+import anndata as ad
+
 from cellshift._io import atomic_path, check_writable
 from cellshift.cli._common import comma_list
+from cellshift.embed.registry import CELL_EMBEDDINGS, EmbedOptions, add_cell_embedding, get_cell_embedding
 
 
-def _embed(args: argparse.Namespace) -> int:
-    import anndata as ad
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``cellshift embed``."""
+    parser.add_argument("input", help=".h5ad with raw counts")
+    parser.add_argument(
+        "--method",
+        type=comma_list,
+        required=True,
+        help="one or more of pca, hvg, scvi-linear, scvi-5l, model (cellshift.embed.registry), comma-separated",
+    )
+    parser.add_argument("--out", required=True, help=".h5ad to write: the input plus the new obsm entries")
+    parser.add_argument("--model", default=None, help="model directory for --method model")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the scVI models")
+    parser.add_argument("--max-epochs", type=int, default=None, help="scVI epoch budget (default: by data size)")
+    parser.add_argument("--batch-key", default=None, help="obs column with a technical batch for scVI")
+    parser.add_argument("--accelerator", default="auto", help="scVI device: auto, cpu, gpu, ... (default: auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
-    from cellshift.embed.registry import CELL_EMBEDDINGS, EmbedOptions, add_cell_embedding, get_cell_embedding
 
+def run(args: argparse.Namespace) -> int:
+    """Run ``cellshift embed``."""
     methods = list(dict.fromkeys(args.method))
     if not methods:
         raise ValueError(f"--method names no embedding; valid embeddings: {', '.join(CELL_EMBEDDINGS)}")
@@ -43,25 +63,3 @@ def _embed(args: argparse.Namespace) -> int:
         adata.write_h5ad(temporary)
     print(f"wrote {out}")
     return 0
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add the ``embed`` sub-command."""
-    parser = commands.add_parser("embed", help="add cell embeddings (pca, hvg, scvi-linear, scvi-5l, model) to obsm")
-    parser.add_argument("input", help=".h5ad with raw counts")
-    parser.add_argument(
-        "--method",
-        type=comma_list,
-        required=True,
-        help="one or more of pca, hvg, scvi-linear, scvi-5l, model (cellshift.embed.registry), comma-separated",
-    )
-    parser.add_argument("--out", required=True, help=".h5ad to write: the input plus the new obsm entries")
-    parser.add_argument("--model", default=None, help="model directory for --method model")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the scVI models")
-    parser.add_argument("--max-epochs", type=int, default=None, help="scVI epoch budget (default: by data size)")
-    parser.add_argument("--batch-key", default=None, help="obs column with a technical batch for scVI")
-    parser.add_argument("--accelerator", default="auto", help="scVI device: auto, cpu, gpu, ... (default: auto)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    parser.set_defaults(handler=_embed)

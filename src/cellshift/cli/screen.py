@@ -1,116 +1,109 @@
-"""``cellshift degs`` and ``cellshift score``: DEGs and distances of a screen."""
+"""``cellshift screen``: a whole screen, from counts to ``report.html``.
+
+DEGs, split, fine-tuning, embeddings, distances, enrichment, figures and the report
+(:func:`cellshift.pipelines.screen.run_screen`).
+"""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from cellshift._io import check_writable, write_csv_atomic
-from cellshift.cli._common import add_screen_options, comma_list
+import anndata as ad
+
+from cellshift.cli._common import comma_list
+from cellshift.pipelines.screen import pick_cells, run_screen
+from cellshift.pipelines.screen_run import ScreenSettings
 
 
-def _degs(args: argparse.Namespace) -> int:
-    import anndata as ad
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(int(item) for item in comma_list(text))
 
-    from cellshift.analysis import degs
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``cellshift screen``."""
+    parser.add_argument("input", help="screen .h5ad with raw counts")
+    parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
+    parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--model", default=None, help="pre-trained model directory (cellshift pretrain)")
+    parser.add_argument(
+        "--finetuned",
+        default=None,
+        help="model fine-tuned before (cellshift finetune): embedded instead of fine-tuning --model; its split is used",
+    )
+    parser.add_argument("--baselines", type=comma_list, default=["pca", "hvg"], help="pca,hvg,scvi-linear,scvi-5l")
+    parser.add_argument(
+        "--embeddings", type=comma_list, default=[], help="obsm keys of embeddings made elsewhere, scored as they are"
+    )
+    parser.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
+    parser.add_argument("--n-null", type=int, default=200, help="control draws per null")
+    parser.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
+    parser.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells are reported, not scored")
+    parser.add_argument("--min-degs", type=int, default=20, help="DEGs a perturbation needs for fine-tuning")
+    parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither scored nor used as controls")
+    parser.add_argument("--gene-sets", type=comma_list, default=["essential", "cell_cycle"], help="names or files")
+    parser.add_argument("--top", type=_int_list, default=(3, 5, 10), help="top-n values of the enrichment test")
+    parser.add_argument("--permutations", type=int, default=10_000)
+    parser.add_argument("--finetune-steps", type=int, default=200, help="contrastive fine-tuning steps (0: none)")
+    parser.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=1e-5,
+        help="AdamW learning rate (Zhao et al.: 1e-5; small models in short runs: 1e-4)",
+    )
+    parser.add_argument("--umap", type=comma_list, default=[], help="perturbations shown in the UMAP figure")
+    parser.add_argument(
+        "--max-cells-per-group", type=int, default=None, help="subsample perturbed groups (controls kept whole)"
+    )
+    parser.add_argument(
+        "--response", action="store_true", help="also benchmark response prediction of unseen knock-downs"
+    )
+    parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cellshift screen``."""
     adata = ad.read_h5ad(args.input)
-    summary, per_gene = degs(
-        adata,
+    if args.max_cells_per_group:
+        adata = pick_cells(
+            adata, args.perturbation_key, max_per_group=args.max_cells_per_group, seed=args.seed, always=[args.control]
+        )
+    settings = ScreenSettings(
         perturbation_key=args.perturbation_key,
         control=args.control,
-        method=args.method,
-        fdr=args.fdr,
-        target_gene_key=args.target_gene_key,
-        layer=args.layer,
         min_cells=args.min_cells,
-        exclude=args.exclude,
-    )
-    out = Path(args.out)
-    genes_out = out.with_name(f"{out.stem}.genes{out.suffix}")
-    check_writable(genes_out, args.overwrite)
-    write_csv_atomic(summary, out, args.overwrite)
-    write_csv_atomic(per_gene, genes_out, args.overwrite)
-    print(f"{len(summary)} perturbations, {(summary['n_degs'] == 0).sum()} with 0 DEGs: {out} (per gene: {genes_out})")
-    return 0
-
-
-def _score(args: argparse.Namespace) -> int:
-    import anndata as ad
-    import pandas as pd
-
-    from cellshift.analysis import score_perturbation_pairs, score_perturbations
-    from cellshift.embed.registry import BASELINES, EmbedOptions, add_cell_embedding
-
-    for extra in (args.nulls, args.pairs):
-        if extra:
-            check_writable(extra, args.overwrite)
-    adata = ad.read_h5ad(args.input)
-    if args.embedding in BASELINES:
-        key = add_cell_embedding(adata, args.embedding, EmbedOptions(layer=args.layer, seed=args.seed))
-    else:
-        key = args.embedding
-    common = {"perturbation_key": args.perturbation_key, "control": args.control, "seed": args.seed}
-    common.update(min_cells=args.min_cells, exclude=args.exclude, embedding=key)
-    scores, nulls = score_perturbations(
-        adata,
-        **common,
-        metrics=args.metrics,
+        exclude=tuple(args.exclude),
+        baselines=tuple(args.baselines),
+        embeddings=tuple(args.embeddings),
+        metrics=tuple(args.metrics),
         n_null=args.n_null,
         null_size=args.null_size,
-        reference=args.reference,
-        return_nulls=True,
+        min_degs=args.min_degs,
+        gene_sets=tuple(args.gene_sets),
+        top=args.top,
+        permutations=args.permutations,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
+        umap_perturbations=tuple(args.umap),
+        seed=args.seed,
+        layer=args.layer,
+        response=args.response,
     )
-    if args.degs:
-        known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
-        scores = scores.merge(known, on="perturbation", how="left")
-    write_csv_atomic(scores, args.out, args.overwrite)
-    print(f"scored {len(scores)} perturbations on {key} with {', '.join(args.metrics)}: {args.out}")
-    if args.nulls:
-        write_csv_atomic(nulls, args.nulls, args.overwrite)
-        print(f"null draws: {args.nulls}")
-    if args.pairs:
-        pair_metrics = [metric for metric in args.metrics if metric != "wasserstein"]
-        pairs = score_perturbation_pairs(
-            adata, **common, perturbations=args.pair_perturbations or None, metrics=pair_metrics, n_null=args.n_null
-        )
-        write_csv_atomic(pairs, args.pairs, args.overwrite)
-        print(f"{len(pairs)} pairs of perturbations scored with {', '.join(pair_metrics)}: {args.pairs}")
+    result = run_screen(
+        adata,
+        args.out,
+        settings,
+        model=args.model,
+        finetuned=args.finetuned,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    metric = settings.metrics[0]
+    for name, table in result.scores.items():
+        top = table.sort_values(f"{metric}_z", ascending=False)["perturbation"].head(5).tolist()
+        print(f"{name:>12}: top by {metric}_z: {', '.join(top)}")
+    print(f"report: {result.report}")
     return 0
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add the ``degs`` and ``score`` sub-commands."""
-    degs_parser = commands.add_parser("degs", help="DEGs and on-target knock-down of each perturbation vs control")
-    add_screen_options(degs_parser)
-    degs_parser.add_argument("--method", choices=["wilcoxon", "anderson_darling"], default="wilcoxon")
-    degs_parser.add_argument("--fdr", type=float, default=0.05, help="Benjamini-Hochberg FDR threshold")
-    degs_parser.add_argument("--target-gene-key", default=None, help="obs column with the target gene (default: label)")
-    degs_parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
-    degs_parser.set_defaults(handler=_degs)
-
-    score = commands.add_parser("score", help="distance of each perturbation to control, z-scored against a null")
-    add_screen_options(score)
-    score.add_argument(
-        "--embedding", required=True, help="pca, hvg, scvi-linear, scvi-5l (computed from counts) or an obsm key"
-    )
-    score.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
-    score.add_argument("--n-null", type=int, default=1000, help="control draws per null")
-    score.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
-    score.add_argument(
-        "--reference",
-        choices=["all", "matched"],
-        default="all",
-        help="all control cells (default) or the paper's single size-matched sample",
-    )
-    score.add_argument("--seed", type=int, default=0)
-    score.add_argument("--degs", default=None, help="degs.csv from `cellshift degs`, to add n_degs and knockdown")
-    score.add_argument("--nulls", default=None, help="also write every null draw (metric, null_size, value) here")
-    score.add_argument(
-        "--pairs", default=None, help="also write E-distances between pairs of perturbations, z-scored, here"
-    )
-    score.add_argument(
-        "--pair-perturbations", type=comma_list, default=[], help="perturbations of --pairs (default: all scored)"
-    )
-    score.add_argument("--layer", default=None, help="layer with raw counts for the baselines (default: X)")
-    score.set_defaults(handler=_score)

@@ -42,7 +42,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cellshift.embed.gene_embeddings import GENE_EMBEDDINGS, gene_embedding
-from cellshift.tasks.labels import GeneLabels, gene_labels
+from cellshift.tasks.gene_label_table import GeneLabels, gene_labels
 
 DEFAULT_METHODS = ("grn", "family", "random")
 NEEDS_CELLS = ("pca", "model")

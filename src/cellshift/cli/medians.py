@@ -1,0 +1,34 @@
+"""``cellshift medians``: non-zero gene medians of a corpus -> a gene table."""
+
+from __future__ import annotations
+
+import argparse
+
+from cellshift._io import check_writable
+from cellshift.cli._common import add_input_options
+from cellshift.data.gene_table import GeneTable
+from cellshift.tokenize import compute_gene_medians
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``cellshift medians``."""
+    add_input_options(parser)
+    parser.add_argument("--out", required=True, help="gene table to write (.tsv or .tsv.gz)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cellshift medians``."""
+    out = check_writable(args.out, args.overwrite)
+    medians = compute_gene_medians(
+        args.inputs,
+        layer=args.layer,
+        gene_key=args.gene_key,
+        species=args.species,
+        min_genes=args.min_genes,
+        chunk_size=args.chunk_size,
+        progress=not args.quiet,
+    )
+    table = GeneTable.from_medians(medians, name=str(out))
+    table.save(out)
+    print(f"wrote a gene table of {len(medians)} genes (+{len(table) - len(medians)} special tokens) to {out}")
+    return 0

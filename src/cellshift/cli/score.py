@@ -1,0 +1,79 @@
+"""``cellshift score``: distance of each perturbation to control, z-scored against a null."""
+
+from __future__ import annotations
+
+import argparse
+
+import anndata as ad
+import pandas as pd
+
+from cellshift._io import check_writable, write_csv_atomic
+from cellshift.analysis import score_perturbation_pairs, score_perturbations
+from cellshift.cli._common import add_screen_options, comma_list
+from cellshift.embed.registry import BASELINES, EmbedOptions, add_cell_embedding
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``cellshift score``."""
+    add_screen_options(parser)
+    parser.add_argument(
+        "--embedding", required=True, help="pca, hvg, scvi-linear, scvi-5l (computed from counts) or an obsm key"
+    )
+    parser.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
+    parser.add_argument("--n-null", type=int, default=1000, help="control draws per null")
+    parser.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
+    parser.add_argument(
+        "--reference",
+        choices=["all", "matched"],
+        default="all",
+        help="all control cells (default) or the paper's single size-matched sample",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--degs", default=None, help="degs.csv from `cellshift degs`, to add n_degs and knockdown")
+    parser.add_argument("--nulls", default=None, help="also write every null draw (metric, null_size, value) here")
+    parser.add_argument(
+        "--pairs", default=None, help="also write E-distances between pairs of perturbations, z-scored, here"
+    )
+    parser.add_argument(
+        "--pair-perturbations", type=comma_list, default=[], help="perturbations of --pairs (default: all scored)"
+    )
+    parser.add_argument("--layer", default=None, help="layer with raw counts for the baselines (default: X)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cellshift score``."""
+    for extra in (args.nulls, args.pairs):
+        if extra:
+            check_writable(extra, args.overwrite)
+    adata = ad.read_h5ad(args.input)
+    if args.embedding in BASELINES:
+        key = add_cell_embedding(adata, args.embedding, EmbedOptions(layer=args.layer, seed=args.seed))
+    else:
+        key = args.embedding
+    common = {"perturbation_key": args.perturbation_key, "control": args.control, "seed": args.seed}
+    common.update(min_cells=args.min_cells, exclude=args.exclude, embedding=key)
+    scores, nulls = score_perturbations(
+        adata,
+        **common,
+        metrics=args.metrics,
+        n_null=args.n_null,
+        null_size=args.null_size,
+        reference=args.reference,
+        return_nulls=True,
+    )
+    if args.degs:
+        known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
+        scores = scores.merge(known, on="perturbation", how="left")
+    write_csv_atomic(scores, args.out, args.overwrite)
+    print(f"scored {len(scores)} perturbations on {key} with {', '.join(args.metrics)}: {args.out}")
+    if args.nulls:
+        write_csv_atomic(nulls, args.nulls, args.overwrite)
+        print(f"null draws: {args.nulls}")
+    if args.pairs:
+        pair_metrics = [metric for metric in args.metrics if metric != "wasserstein"]
+        pairs = score_perturbation_pairs(
+            adata, **common, perturbations=args.pair_perturbations or None, metrics=pair_metrics, n_null=args.n_null
+        )
+        write_csv_atomic(pairs, args.pairs, args.overwrite)
+        print(f"{len(pairs)} pairs of perturbations scored with {', '.join(pair_metrics)}: {args.pairs}")
+    return 0
