@@ -16,6 +16,7 @@ from cellshift.demo import run_demo
 from cellshift.embed.registry import EmbedOptions
 from cellshift.pipelines.finetune import finetune_on_screen
 from cellshift.pipelines.screen_run import ScreenSettings
+from cellshift.tasks.annotation import AnnotationSettings
 from cellshift.tasks.gene_classification import classify_genes
 from cellshift.tokenize import compute_gene_medians, tokenize
 from cellshift.training import FinetuneSettings, PretrainSettings, pretrain
@@ -34,6 +35,7 @@ WRAPPED = {
     "score": [score_perturbations, score_perturbation_pairs],
     "enrich": [zero_deg_enrichment],
     "predict-benchmark": [benchmark],
+    "annotate": [AnnotationSettings],
     "classify-genes": [classify_genes],
     "screen": [ScreenSettings],
     "demo": [run_demo],

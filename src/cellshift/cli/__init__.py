@@ -27,6 +27,7 @@ COMMANDS = {
     "score": "distance of each perturbation to control, z-scored against a null",
     "enrich": "gene-set enrichment among the top-ranked 0-DEG perturbations",
     "predict-benchmark": "predict the change of unseen knock-downs from gene embeddings, benchmarked against baselines",
+    "annotate": "cell-type annotation from a labelled reference (within or across species), with baselines",
     "classify-genes": "how well gene embeddings separate two classes of genes (dosage-sensitive TFs by default)",
     "screen": "whole screen: DEGs, split, fine-tuning, embeddings, distances, enrichment, figures, report.html",
     "demo": "run the main job on the bundled real data",

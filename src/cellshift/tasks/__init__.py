@@ -1,8 +1,14 @@
-"""Downstream tasks of the foundation model: gene classification."""
+"""Downstream tasks of the foundation model: cell-type annotation (within and across species), gene classification."""
 
 from cellshift._lazy import lazy_exports
 
 _EXPORTS = {
+    "AnnotationResult": "annotation",
+    "AnnotationSettings": "annotation",
+    "annotate": "annotation",
+    "CLASSIFIERS": "classifiers",
+    "load_classifier": "classifiers",
+    "align_to_reference": "gene_alignment",
     "GeneClassification": "gene_classification",
     "classify_genes": "gene_classification",
     "GeneLabels": "gene_label_table",
