@@ -15,7 +15,7 @@ $(PY):
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test,scvi]"
+	$(PY) -m pip install --quiet -e ".[test,scvi,celltypist]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[bench]"
-	$(PY) benchmarks/tokenize.py
+	$(PY) benchmarks/tokenizing.py
 	$(PY) benchmarks/distances.py
 
 clean:

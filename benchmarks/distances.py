@@ -46,19 +46,13 @@ is a benchmark-only dependency): about 15 minutes on 2 cores. ``--quick`` for a 
 
 from __future__ import annotations
 
-import sys
-import sysconfig
-
-# ``benchmarks/tokenize.py`` sits next to this script and would shadow the standard library's
-# ``tokenize``: put the standard library first.
-sys.path.insert(0, sysconfig.get_path("stdlib"))
-
 import argparse
 import json
 import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path

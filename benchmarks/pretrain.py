@@ -52,13 +52,6 @@ to ``benchmarks/_work/``), ``--device cuda --peak-tflops 989`` on a GPU (H100 bf
 Results: ``benchmarks/results/pretrain.json`` and ``pretrain.md``.
 """
 
-import sys
-import sysconfig
-
-# ``benchmarks/tokenize.py`` sits next to this script and would shadow the standard library's
-# ``tokenize`` (imported by ``inspect``, ``linecache``...): put the standard library first.
-sys.path.insert(0, sysconfig.get_path("stdlib"))
-
 import argparse
 import datetime
 import json
@@ -67,6 +60,7 @@ import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -129,8 +123,15 @@ def prepare_corpora() -> dict:
     medians = compute_gene_medians([paths[name] for name in CORPORA], min_genes=min(CORPORA.values()), progress=False)
     table = GeneTable.from_medians(medians, name="bundled-pbmc-pancreas")
     for name, out in zip(CORPORA, corpus_dirs(), strict=True):
-        tokenize(paths[name], out, gene_table=table, max_length=TOKENIZE_MAX_LENGTH, min_genes=CORPORA[name],
-                 overwrite=True, progress=False)
+        tokenize(
+            paths[name],
+            out,
+            gene_table=table,
+            max_length=TOKENIZE_MAX_LENGTH,
+            min_genes=CORPORA[name],
+            overwrite=True,
+            progress=False,
+        )
     lengths = open_corpora(corpus_dirs()).lengths
     facts = {
         "settings": wanted,
@@ -209,8 +210,9 @@ def cellshift_inputs(dataset, rows, collate, config, gene_token_ids, generator) 
     batch = collate(dataset, rows)
     eligible = ~special_token_mask(batch.input_ids, config.special_token_ids) & batch.attention_mask.bool()
     chosen = choose_positions(eligible, MASK_PROBABILITY, generator)
-    input_ids, labels = corrupt(batch.input_ids, chosen, mask_token_id=config.mask_token_id,
-                                gene_token_ids=gene_token_ids, generator=generator)
+    input_ids, labels = corrupt(
+        batch.input_ids, chosen, mask_token_id=config.mask_token_id, gene_token_ids=gene_token_ids, generator=generator
+    )
     inputs = {"input_ids": input_ids, "attention_mask": batch.attention_mask, "labels": labels}
     return inputs, batch.n_tokens, batch.input_ids.numel()
 
@@ -292,9 +294,17 @@ def run_one(side: str, max_length: int, options: dict) -> None:
         loss = output.loss.item()  # also waits for the device
         if cuda:
             torch.cuda.synchronize(device)
-        steps.append({"seconds": time.perf_counter() - started, "tokens": n_tokens, "positions": n_positions,
-                      "cells": len(rows), "width": n_positions // len(rows), "loss": loss,
-                      "warmup": step < options["warmup"]})
+        steps.append(
+            {
+                "seconds": time.perf_counter() - started,
+                "tokens": n_tokens,
+                "positions": n_positions,
+                "cells": len(rows),
+                "width": n_positions // len(rows),
+                "loss": loss,
+                "warmup": step < options["warmup"],
+            }
+        )
     measured = [s for s in steps if not s["warmup"]]
     seconds = sum(s["seconds"] for s in measured)
     tokens = sum(s["tokens"] for s in measured)
@@ -344,8 +354,15 @@ def measure(side: str, max_length: int, repeat: int, options: dict) -> dict:
     machine = {k: v - machine_before[k] for k, v in cpu_times().items()}
     result = json.loads([line for line in done.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
     steal = machine["steal"] / (process_seconds * os.cpu_count())
-    return {"side": side, "max_length": max_length, "repeat": repeat, **result, "process_seconds": process_seconds,
-            "load_average_before": load_before, "steal_fraction": steal}
+    return {
+        "side": side,
+        "max_length": max_length,
+        "repeat": repeat,
+        **result,
+        "process_seconds": process_seconds,
+        "load_average_before": load_before,
+        "steal_fraction": steal,
+    }
 
 
 def peak_memory_mib(run: dict) -> float:
@@ -373,8 +390,9 @@ def summarise(runs: list[dict], peak_tflops: float | None) -> list[dict]:
                 "padding_fraction": mine[0]["padding_fraction"],
                 "tokens": mine[0]["tokens"],
                 "cells": mine[0]["cells"],
-                "mfu": (6 * mine[0]["encoder_parameters"] * tokens_per_s / (peak_tflops * 1e12)
-                        if peak_tflops else None),
+                "mfu": (
+                    6 * mine[0]["encoder_parameters"] * tokens_per_s / (peak_tflops * 1e12) if peak_tflops else None
+                ),
             }
             by_side[side] = row
             rows.append(row)
@@ -399,13 +417,17 @@ def markdown(report: dict) -> str:
     for row in report["summary"]:
         lines.append(
             f"| {row['max_length']:,} | {row['side']} | {row['tokens_per_s']:,.0f} | {row['cells_per_s']:.2f} "
-            f"| {row['peak_memory_mib']:,.0f} |" + ("" if cuda else f" {row['rss_growth_mib']:,.0f} |")
+            f"| {row['peak_memory_mib']:,.0f} |"
+            + ("" if cuda else f" {row['rss_growth_mib']:,.0f} |")
             + f" {row['padding_fraction']:.0%} | {row['tokens_per_s_ratio']:.1f}x "
             f"| {row['peak_memory_ratio']:.2f}x |" + (f" {row['mfu']:.1%} |" if mfu else "")
         )
     data = report["data"]
-    per_cell = ", ".join(f"{row['tokens'] / row['cells']:.0f} at max_length {row['max_length']:,}"
-                         for row in report["summary"] if row["side"] == "plain")
+    per_cell = ", ".join(
+        f"{row['tokens'] / row['cells']:.0f} at max_length {row['max_length']:,}"
+        for row in report["summary"]
+        if row["side"] == "plain"
+    )
     device = report["runs"][0]["device_name"] if cuda else f"{machine['cpu_count']} CPU cores ({machine['cpu_model']})"
     lines += [
         "",
@@ -419,9 +441,12 @@ def markdown(report: dict) -> str:
         f"torch {machine['torch']}, transformers {machine['transformers']}; {report['date']}. "
         "cellshift = length-grouped sampler + dynamic padding + head on masked positions only; plain = "
         "`BertForMaskedLM` (SDPA), random order, padded to max_length, logits at every position. "
-        + ("Peak memory: `torch.cuda.max_memory_allocated`. " if cuda else
-           "Peak memory: peak RSS of the process (libraries, model and memory-mapped corpus included); RSS "
-           "growth in steps: that peak less the RSS just before the first step. ")
+        + (
+            "Peak memory: `torch.cuda.max_memory_allocated`. "
+            if cuda
+            else "Peak memory: peak RSS of the process (libraries, model and memory-mapped corpus included); RSS "
+            "growth in steps: that peak less the RSS just before the first step. "
+        )
         + ("MFU = 6 N tokens/s / peak, N = encoder-layer parameters, non-padding tokens. " if mfu else ""),
         "",
     ]
@@ -435,8 +460,11 @@ def machine_info(device: str) -> dict:
 
     model = ""
     if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         model = names[0] if names else ""
     return {
         "cpu_count": os.cpu_count(),
@@ -454,8 +482,10 @@ def source_state() -> dict:
         done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True)
         return done.stdout if done.returncode == 0 else ""
 
-    return {"git_commit": git("rev-parse", "HEAD").strip(),
-            "src_uncommitted_files": git("status", "--porcelain", "--", "src").splitlines()}
+    return {
+        "git_commit": git("rev-parse", "HEAD").strip(),
+        "src_uncommitted_files": git("status", "--porcelain", "--", "src").splitlines(),
+    }
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -466,8 +496,12 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def default_device() -> str:
-    done = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return "cuda" if done.stdout.strip() == "True" else "cpu"
 
 
@@ -493,8 +527,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     began = time.perf_counter()
-    defaults = QUICK if args.quick else {"steps": STEPS, "warmup": WARMUP, "repeats": REPEATS,
-                                         "max_lengths": MAX_LENGTHS}
+    defaults = (
+        QUICK if args.quick else {"steps": STEPS, "warmup": WARMUP, "repeats": REPEATS, "max_lengths": MAX_LENGTHS}
+    )
     max_lengths = [int(n) for n in (args.max_lengths or defaults["max_lengths"]).split(",")]
     options = {
         "steps": args.steps or defaults["steps"],
@@ -504,13 +539,17 @@ def main(argv: list[str] | None = None) -> None:
         "device": args.device or default_device(),
     }
     repeats = args.repeats or defaults["repeats"]
-    out_json, out_md = ((WORK / "pretrain-quick.json", WORK / "pretrain-quick.md") if args.quick
-                        else (RESULTS / "pretrain.json", RESULTS / "pretrain.md"))
+    out_json, out_md = (
+        (WORK / "pretrain-quick.json", WORK / "pretrain-quick.md")
+        if args.quick
+        else (RESULTS / "pretrain.json", RESULTS / "pretrain.md")
+    )
 
     # tokenising runs in its own process, so the driver stays small (children inherit its peak RSS)
     print("preparing the corpora (cached when present)...", flush=True)
-    prepared = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--prepare"], capture_output=True,
-                              text=True)
+    prepared = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--prepare"], capture_output=True, text=True
+    )
     if prepared.returncode != 0:
         raise RuntimeError(f"preparing the corpora failed:\n{prepared.stderr[-3000:]}")
     data = json.loads([line for line in prepared.stdout.splitlines() if line.startswith("PREPARED ")][-1][9:])
@@ -518,10 +557,19 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_info(options["device"]),
         "source": source_state(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "settings": {**options, "repeats": repeats, "max_lengths": max_lengths, "preset": PRESET,
-                     "mask_probability": MASK_PROBABILITY, "learning_rate": LEARNING_RATE,
-                     "weight_decay": WEIGHT_DECAY, "max_grad_norm": MAX_GRAD_NORM, "seed": SEED,
-                     "peak_tflops": args.peak_tflops, "quick": args.quick},
+        "settings": {
+            **options,
+            "repeats": repeats,
+            "max_lengths": max_lengths,
+            "preset": PRESET,
+            "mask_probability": MASK_PROBABILITY,
+            "learning_rate": LEARNING_RATE,
+            "weight_decay": WEIGHT_DECAY,
+            "max_grad_norm": MAX_GRAD_NORM,
+            "seed": SEED,
+            "peak_tflops": args.peak_tflops,
+            "quick": args.quick,
+        },
         "data": data,
         "runs": [],
     }
@@ -530,9 +578,12 @@ def main(argv: list[str] | None = None) -> None:
             for side in SIDES if repeat % 2 == 0 else SIDES[::-1]:
                 run = measure(side, max_length, repeat, options)
                 report["runs"].append(run)
-                print(f"max_length {max_length} {side} run {repeat}: {run['tokens_per_s']:,.0f} tokens/s, "
-                      f"{run['seconds']:.1f} s, peak {peak_memory_mib(run):,.0f} MiB, "
-                      f"padding {run['padding_fraction']:.0%}, steal {run['steal_fraction']:.0%}", flush=True)
+                print(
+                    f"max_length {max_length} {side} run {repeat}: {run['tokens_per_s']:,.0f} tokens/s, "
+                    f"{run['seconds']:.1f} s, peak {peak_memory_mib(run):,.0f} MiB, "
+                    f"padding {run['padding_fraction']:.0%}, steal {run['steal_fraction']:.0%}",
+                    flush=True,
+                )
     report["summary"] = summarise(report["runs"], args.peak_tflops)
     report["total_seconds"] = time.perf_counter() - began
     write_atomically(out_json, json.dumps(report, indent=2) + "\n")

@@ -32,13 +32,6 @@ Run
 figures and tidy tables in ``benchmarks/_work/response/<data set>/`` (not tracked).
 """
 
-import sys
-import sysconfig
-
-# benchmarks/tokenize.py is named like the standard library's ``tokenize`` (imported by
-# ``inspect``); put the standard library ahead of this script's folder so it is not shadowed.
-sys.path.insert(0, sysconfig.get_path("stdlib"))
-
 import argparse
 import json
 import os

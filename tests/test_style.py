@@ -1,3 +1,4 @@
+import ast
 import shutil
 import subprocess
 import sys
@@ -37,3 +38,20 @@ def test_lower_layers_never_import_higher_ones():
                 if target in rank and rank[target] > rank[parts[0]]:
                     problems.append(f"{path.name} imports cellshift.{target}")
     assert not problems, problems
+
+
+def test_files_and_functions_stay_small():
+    """Files under 400 lines and functions under 80 (docstring excluded), so each has one job a reader can hold."""
+    too_long = []
+    for path in (ROOT / "src" / "cellshift").rglob("*.py"):
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            too_long.append(f"{path.name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                first = node.body[0]
+                has_docstring = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
+                start = first.end_lineno + 1 if has_docstring and len(node.body) > 1 else first.lineno
+                if node.end_lineno - start + 1 > 80:
+                    too_long.append(f"{path.name}:{node.lineno} {node.name}: {node.end_lineno - start + 1} lines")
+    assert not too_long, too_long

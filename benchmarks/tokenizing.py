@@ -24,7 +24,7 @@ expressed genes per cell, negative-binomial counts (per-gene mean from a log-nor
 ``benchmarks/_work/`` (seeded; chunk i of every size holds the same cells, so the 10k file is the
 start of the 100k file).
 
-Each measurement runs in a fresh subprocess (``tokenize.py --one CASE METHOD``). Reported:
+Each measurement runs in a fresh subprocess (``tokenizing.py --one CASE METHOD``). Reported:
 wall seconds of the tokenising call (reading, encoding and writing; not the interpreter start),
 cells/s (input cells / seconds) and peak RSS of the process tree: the driver sums the RSS of the
 process and all its children every 0.05 s (spawned workers share little, so the sum is close to
@@ -44,18 +44,11 @@ measured sizes and marked as such.
 
 Run
 ---
-``.venv/bin/python benchmarks/tokenize.py`` (all cases; ~15 min on 2 cores, ~5 GB of scratch files),
+``.venv/bin/python benchmarks/tokenizing.py`` (all cases; ~15 min on 2 cores, ~5 GB of scratch files),
 ``--quick`` for a smoke test on small generated files, ``--cells 10000,100000,200000`` to choose
 the generated sizes. Results: ``benchmarks/results/tokenize.json`` and ``tokenize.md`` (``--quick``
 writes to ``benchmarks/_work/`` instead, leaving the real results alone).
 """
-
-import sys
-import sysconfig
-
-# This file is named like the standard library's ``tokenize`` (imported by ``inspect``,
-# ``linecache``...). Put the standard library ahead of this script's folder so it is not shadowed.
-sys.path.insert(0, sysconfig.get_path("stdlib"))
 
 import argparse
 import datetime
@@ -66,6 +59,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -279,8 +273,17 @@ def run_one(case: str, method: str) -> None:
         kept = plain_tokenize(path, out_dir, phases)
     else:
         workers = int(method.removeprefix("cellshift-w"))
-        corpus = tokenize(path, out_dir, gene_table=GENE_TABLE, max_length=MAX_LENGTH, min_genes=MIN_GENES,
-                          workers=workers, chunk_size=CHUNK_SIZE, overwrite=True, progress=False)
+        corpus = tokenize(
+            path,
+            out_dir,
+            gene_table=GENE_TABLE,
+            max_length=MAX_LENGTH,
+            min_genes=MIN_GENES,
+            workers=workers,
+            chunk_size=CHUNK_SIZE,
+            overwrite=True,
+            progress=False,
+        )
         kept = corpus.n_cells
     seconds = time.perf_counter() - started
     result = {
@@ -339,15 +342,23 @@ def measure(case: str, method: str, run: int) -> dict:
             peak = max(peak, tree_rss(tree))
             time.sleep(POLL_SECONDS)
     process_seconds = time.perf_counter() - started
-    machine = {field: getattr(psutil.cpu_times(), field) - getattr(machine_before, field)
-               for field in ("user", "system", "steal", "idle")}
+    machine = {
+        field: getattr(psutil.cpu_times(), field) - getattr(machine_before, field)
+        for field in ("user", "system", "steal", "idle")
+    }
     if process.returncode != 0:
-        raise RuntimeError(f"{case} {method} failed ({process.returncode}); see {stderr_path}:\n"
-                           + stderr_path.read_text()[-3000:])
+        raise RuntimeError(
+            f"{case} {method} failed ({process.returncode}); see {stderr_path}:\n" + stderr_path.read_text()[-3000:]
+        )
     lines = [line for line in stdout_path.read_text().splitlines() if line.startswith("RESULT ")]
     result = json.loads(lines[-1].removeprefix("RESULT "))
-    return {**result, "process_seconds": process_seconds, "peak_rss_mib": peak / 2**20,
-            "machine_cpu_seconds": machine, "load_average_before": load_before}
+    return {
+        **result,
+        "process_seconds": process_seconds,
+        "peak_rss_mib": peak / 2**20,
+        "machine_cpu_seconds": machine,
+        "load_average_before": load_before,
+    }
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -423,8 +434,11 @@ def machine_info() -> dict:
 
     model = ""
     if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         model = names[0] if names else ""
     return {
         "cpu_count": os.cpu_count(),
@@ -497,8 +511,11 @@ def add_speedups(summary: list[dict]) -> None:
 def case_label(case: str) -> str:
     if case.startswith("synthetic_"):
         return "generated, 20,000 genes"
-    return {"kang2018_pbmc": "Kang PBMC (2,511 genes)", "pancreas_mouse": "mouse pancreas (7,192 symbols)",
-            "papalexi2021": "Papalexi (299 genes)"}[case]
+    return {
+        "kang2018_pbmc": "Kang PBMC (2,511 genes)",
+        "pancreas_mouse": "mouse pancreas (7,192 symbols)",
+        "papalexi2021": "Papalexi (299 genes)",
+    }[case]
 
 
 def markdown(report: dict) -> str:
@@ -520,8 +537,13 @@ def markdown(report: dict) -> str:
     if synthetic:
         sizes = sorted({s["cells"] for s in synthetic})
         by = {(s["cells"], s["method"]): s for s in synthetic}
-        lines += ["", "Peak RSS (MiB) against the number of cells (generated data):", "",
-                  "| cells | " + " | ".join(METHODS) + " |", "|---:|" + "---:|" * len(METHODS)]
+        lines += [
+            "",
+            "Peak RSS (MiB) against the number of cells (generated data):",
+            "",
+            "| cells | " + " | ".join(METHODS) + " |",
+            "|---:|" + "---:|" * len(METHODS),
+        ]
         for n in sizes:
             cells = [by.get((n, m)) for m in METHODS]
             text = ["" if s is None else f"{'~' if s['extrapolated'] else ''}{s['peak_rss_mib']:,.0f}" for s in cells]
@@ -546,10 +568,18 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", default="10000,100000,200000", help="generated sizes, comma-separated")
-    parser.add_argument("--skip-plain-above", type=int, default=None,
-                        help="extrapolate (do not run) the plain baseline for generated files with more cells")
-    parser.add_argument("--plain-limit-min", type=float, default=25.0,
-                        help="extrapolate the plain baseline when it is estimated to take longer (minutes)")
+    parser.add_argument(
+        "--skip-plain-above",
+        type=int,
+        default=None,
+        help="extrapolate (do not run) the plain baseline for generated files with more cells",
+    )
+    parser.add_argument(
+        "--plain-limit-min",
+        type=float,
+        default=25.0,
+        help="extrapolate the plain baseline when it is estimated to take longer (minutes)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 2,000 and 5,000 generated cells, one run")
     parser.add_argument("--one", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
     parser.add_argument("--check", nargs=2, metavar=("CASE", "METHODS"), help=argparse.SUPPRESS)
@@ -564,18 +594,34 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
     sizes = [2_000, 5_000] if args.quick else sorted({int(n) for n in args.cells.split(",")})
     repeats = (1, 1) if args.quick else (REPEATS_SMALL, REPEATS_LARGE)
-    out_json, out_md = ((WORK / "tokenize-quick.json", WORK / "tokenize-quick.md") if args.quick
-                        else (RESULTS / "tokenize.json", RESULTS / "tokenize.md"))
+    out_json, out_md = (
+        (WORK / "tokenize-quick.json", WORK / "tokenize-quick.md")
+        if args.quick
+        else (RESULTS / "tokenize.json", RESULTS / "tokenize.md")
+    )
     report = {
         "machine": machine_info(),
         "source": source_state(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "settings": {"gene_table": GENE_TABLE, "max_length": MAX_LENGTH, "min_genes": MIN_GENES,
-                     "chunk_size": CHUNK_SIZE, "generated_sizes": sizes, "quick": args.quick,
-                     "skip_plain_above": args.skip_plain_above, "plain_limit_min": args.plain_limit_min,
-                     "repeats": repeats, "small_case_cells": SMALL_CASE,
-                     "generated": {"genes": N_GENES, "genes_per_cell": GENES_PER_CELL, "dispersion": DISPERSION,
-                                   "seed": SEED, "version": DATA_VERSION}},
+        "settings": {
+            "gene_table": GENE_TABLE,
+            "max_length": MAX_LENGTH,
+            "min_genes": MIN_GENES,
+            "chunk_size": CHUNK_SIZE,
+            "generated_sizes": sizes,
+            "quick": args.quick,
+            "skip_plain_above": args.skip_plain_above,
+            "plain_limit_min": args.plain_limit_min,
+            "repeats": repeats,
+            "small_case_cells": SMALL_CASE,
+            "generated": {
+                "genes": N_GENES,
+                "genes_per_cell": GENES_PER_CELL,
+                "dispersion": DISPERSION,
+                "seed": SEED,
+                "version": DATA_VERSION,
+            },
+        },
         "generated_data": {},
         "measurements": [],
         "summary": [],
@@ -604,8 +650,16 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 seconds = linear_fit([(c, s["seconds"]) for c, s in plain_points], cells)
                 peak = linear_fit([(c, s["peak_rss_mib"]) for c, s in plain_points], cells)
-                row = {"case": case, "cells": cells, "method": method, "runs": 0, "seconds": seconds,
-                       "cells_per_s": cells / seconds, "peak_rss_mib": peak, "extrapolated": True}
+                row = {
+                    "case": case,
+                    "cells": cells,
+                    "method": method,
+                    "runs": 0,
+                    "seconds": seconds,
+                    "cells_per_s": cells / seconds,
+                    "peak_rss_mib": peak,
+                    "extrapolated": True,
+                }
                 report["summary"].append(row)
                 print(f"{case} plain: extrapolated {row['seconds']:.0f} s, {row['peak_rss_mib']:.0f} MiB", flush=True)
                 continue
@@ -616,12 +670,24 @@ def main(argv: list[str] | None = None) -> None:
                 steal = result["machine_cpu_seconds"]["steal"] / (result["process_seconds"] * os.cpu_count())
                 discarded = steal > MAX_STEAL and retries < MAX_RETRIES
                 retries += discarded
-                report["measurements"].append({"case": case, "cells": cells, "method": method, "run": run - 1,
-                                               "cells_per_s": cells / result["seconds"], "steal_fraction": steal,
-                                               "discarded_for_steal": discarded, **result})
-                print(f"{case} {method} run {run - 1}: {result['seconds']:.2f} s, "
-                      f"{cells / result['seconds']:,.0f} cells/s, peak RSS {result['peak_rss_mib']:,.0f} MiB, "
-                      f"steal {steal:.0%}{' (discarded, repeating)' if discarded else ''}", flush=True)
+                report["measurements"].append(
+                    {
+                        "case": case,
+                        "cells": cells,
+                        "method": method,
+                        "run": run - 1,
+                        "cells_per_s": cells / result["seconds"],
+                        "steal_fraction": steal,
+                        "discarded_for_steal": discarded,
+                        **result,
+                    }
+                )
+                print(
+                    f"{case} {method} run {run - 1}: {result['seconds']:.2f} s, "
+                    f"{cells / result['seconds']:,.0f} cells/s, peak RSS {result['peak_rss_mib']:,.0f} MiB, "
+                    f"steal {steal:.0%}{' (discarded, repeating)' if discarded else ''}",
+                    flush=True,
+                )
                 if not discarded:
                     runs.append({**result, "steal_fraction": steal})
             row = summarise(case, cells, method, runs)
