@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from cellshift.analysis.calibration import add_scores, size_bucket, size_scale
+from cellshift.analysis.calibration import add_scores, size_bucket, size_scale, standardise
 from cellshift.analysis.scoring import EDISTANCE_METRICS, l2_normalize
 from cellshift.analysis.screen_input import get_embedding, validate_screen
 from cellshift.metrics import ControlNull, pairwise_group_edistance
@@ -107,5 +107,7 @@ def score_perturbation_pairs(
         }
         values = matrix.to_numpy()[first, second]
         pair_sizes = zip(table["n_cells_1"], table["n_cells_2"], null_sizes, strict=True)
-        add_scores(table, metric, values, [nulls[size] * size_scale(a, b, size, size) for a, b, size in pair_sizes])
+        scaled = [nulls[size] * size_scale(a, b, size, size) for a, b, size in pair_sizes]
+        on_z_scale = [standardise(value, null) for value, null in zip(values, scaled, strict=True)]
+        add_scores(table, metric, values, [z for z, _ in on_z_scale], [null for _, null in on_z_scale])
     return table

@@ -41,9 +41,16 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from cellshift.analysis.calibration import add_scores, size_bucket, size_bucket_below, size_scale
+from cellshift.analysis.calibration import add_scores, size_bucket, size_bucket_below, standardise
 from cellshift.analysis.screen_input import Screen, get_embedding, validate_screen
-from cellshift.metrics import ControlNull, get_metric, group_distance_sums, pairwise_group_edistance, wasserstein
+from cellshift.metrics import (
+    ControlNull,
+    ReferencePieces,
+    get_metric,
+    group_distance_sums,
+    pairwise_group_edistance,
+    wasserstein,
+)
 
 Reference = Literal["all", "matched"]
 WASSERSTEIN_DRAWS = 5
@@ -132,15 +139,14 @@ def score_perturbations(
     null_frames = []
     for metric in metrics:
         if metric in EDISTANCE_METRICS:
-            values, sizes, nulls = _edistance_scores(Z, screen, metric, n_null, null_size, reference, seed)
+            values, zs, sizes, nulls, standardised = _edistance_scores(
+                Z, screen, metric, n_null, null_size, reference, seed
+            )
         else:
             n_null_wasserstein = min(n_null, WASSERSTEIN_MAX_NULL)
             values, sizes, nulls = _wasserstein_scores(Z, screen, n_null_wasserstein, null_size, reference, seed)
-        scales = [1.0] * len(values)
-        if metric in EDISTANCE_METRICS and reference == "all":
-            n_control = screen.n_control
-            scales = [size_scale(n, n_control - n, s, n_control - s) for n, s in zip(screen.sizes, sizes, strict=True)]
-        add_scores(table, metric, values, [nulls[size] * scale for size, scale in zip(sizes, scales, strict=True)])
+            zs, standardised = _standardise_each(values, [nulls[size] for size in sizes])
+        add_scores(table, metric, values, zs, standardised)
         table[f"{metric}_null_size"] = sizes
         null_frames += [
             pd.DataFrame({"metric": metric, "null_size": size, "value": null}) for size, null in nulls.items()
@@ -159,17 +165,24 @@ def _null_sizes(screen: Screen, null_size: int | None, largest: int) -> list[int
 
 def _edistance_scores(
     Z: np.ndarray, screen: Screen, metric: str, n_null: int, null_size: int | None, reference: Reference, seed: int
-) -> tuple[list[float], list[int], dict[int, np.ndarray]]:
-    """E-distance (or cosine E-distance) of every scored group, its null size, and the null per size."""
+) -> tuple[list[float], list[float], list[int], dict[int, np.ndarray], list[np.ndarray]]:
+    """E-distance (or cosine E-distance) of every scored group, its z, null size, raw null per size, standardised null.
+
+    Against all controls, ``z = E / sd_perm`` with the exact permutation sd of the pooled group and
+    controls (:class:`cellshift.metrics.ReferencePieces`), and the null draws of size ``s`` are put
+    on the z scale by their own exact sd (``s`` controls vs the other ``N - s``). With the paper's
+    matched reference, ``z`` and the standardised null come from the null draws' mean and sd.
+    """
     control_Z = Z[screen.control_mask]
     n_control = screen.n_control
     if reference == "all":
-        largest = null_size or max(screen.sizes)
-        screen.require_controls(largest + 2, f"a null group of {largest} cells vs the other controls")
+        if null_size is not None:
+            screen.require_controls(null_size + 2, f"a null group of {null_size} cells vs the other controls")
+        screen.require_controls(4, "a null of control groups vs the other controls")
         scored = screen.scored_mask()
         sums = group_distance_sums(Z[scored], screen.labels[scored], screen.control, metric=metric)
         values = sums.edistance().reindex(list(screen.groups)).tolist()
-        sizes = _null_sizes(screen, null_size, n_control - 2)
+        sizes = _null_sizes(screen, null_size, n_control // 2)
     else:
         largest = null_size or max(screen.sizes)
         screen.require_controls(max(screen.sizes), f"a control sample matching {max(screen.sizes)} perturbed cells")
@@ -187,7 +200,21 @@ def _edistance_scores(
         size: control_null.sample(size, n_null, np.random.default_rng([seed, NULL_STREAM, size]), against=against)
         for size in sorted(set(sizes))
     }
-    return values, sizes, nulls
+    if reference != "all":
+        zs, standardised = _standardise_each(values, [nulls[size] for size in sizes])
+        return values, zs, sizes, nulls, standardised
+    pieces = ReferencePieces(control_Z, metric=metric)
+    unit = {size: nulls[size] / pieces.subset_sd(size) for size in nulls}
+    zs = [
+        value / pieces.group_sd(Z[screen.group_rows[group]]) for value, group in zip(values, screen.groups, strict=True)
+    ]
+    return values, zs, sizes, nulls, [unit[size] for size in sizes]
+
+
+def _standardise_each(values: list[float], nulls: list[np.ndarray]) -> tuple[list[float], list[np.ndarray]]:
+    """Each value and its null on the z scale of that null (:func:`standardise`)."""
+    pairs = [standardise(value, null) for value, null in zip(values, nulls, strict=True)]
+    return [z for z, _ in pairs], [null for _, null in pairs]
 
 
 def _wasserstein_scores(

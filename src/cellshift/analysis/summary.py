@@ -161,7 +161,8 @@ def ranked_table(
     -------
     pandas.DataFrame
         ``rank, perturbation, n_cells``, then ``n_degs`` and ``knockdown`` when known, the
-        ``_z`` of every metric present and ``<metric>_pvalue``.
+        ``_z`` of every metric present, ``<metric>_pvalue``, its source (``draws``, or ``tail
+        fit`` past the draws' floor) and ``<metric>_fdr`` (Benjamini-Hochberg).
     """
     column = f"{metric}_z"
     if column not in scores.columns:
@@ -180,6 +181,8 @@ def ranked_table(
         "knockdown",
         *(f"{m}_z" for m in Z_METRICS),
         f"{metric}_pvalue",
+        f"{metric}_pvalue_source",
+        f"{metric}_fdr",
     ]
     kept = [name for name in kept if name in table.columns]
     return table[kept].head(top) if top is not None else table[kept]

@@ -8,6 +8,8 @@ Distances are computed in float64 with torch, in row blocks, on the device of th
 - A screen in one pass: :func:`group_vs_reference_edistance` (every group vs all controls),
   :func:`pairwise_group_edistance` (every pair of groups).
 - Null of random control groups: :func:`control_null_edistance`, :class:`ControlNull`.
+- Exact permutation sd of the E-statistic (no draws): :class:`ReferencePieces`,
+  :func:`group_permutation_sds`, :func:`edistance_permutation_sd`.
 - Building blocks: :func:`pairwise_distance_sums`, :func:`pairwise_distances`,
   :func:`edistance_from_sums`, :func:`wasserstein_from_cost`.
 """
@@ -21,11 +23,15 @@ from ._groups import (
 )
 from ._null import ControlNull, control_null_edistance, draw_control_subsets
 from ._pairwise import pairwise_distance_sums, pairwise_distances
+from ._permutation import ReferencePieces, edistance_permutation_sd, group_permutation_sds
 from ._registry import METRICS, CosineEDistance, EDistance, Wasserstein, get_metric
 from ._wasserstein import wasserstein, wasserstein_from_cost
 
 __all__ = [
     "METRICS",
+    "ReferencePieces",
+    "edistance_permutation_sd",
+    "group_permutation_sds",
     "ControlNull",
     "CosineEDistance",
     "EDistance",

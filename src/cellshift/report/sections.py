@@ -118,7 +118,12 @@ def screen_sections(
     sections.append(
         Section(
             f"{TITLES['ranking']} ({ranking_model}, {metric})",
-            text=f"Perturbations ranked by normalised {metric} in the {ranking_model} embedding.",
+            text=(
+                f"Perturbations ranked by normalised {metric} in the {ranking_model} embedding. "
+                "z is the distance over its exact permutation spread (mean 0, sd 1 for a group no different "
+                "from the controls, at any size); p comes from control-null draws on the same scale, or "
+                "from a fitted tail ('tail fit') where z lies beyond all but a few draws; fdr is Benjamini-Hochberg."
+            ),
             table=ranking,
         )
     )
