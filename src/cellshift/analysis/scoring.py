@@ -41,6 +41,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellshift.analysis.batched_scoring import batched_edistances
 from cellshift.analysis.calibration import add_scores, size_bucket, size_bucket_below, standardise
 from cellshift.analysis.screen_input import Screen, get_embedding, validate_screen
 from cellshift.metrics import (
@@ -79,6 +80,7 @@ def score_perturbations(
     seed: int = 0,
     min_cells: int = 20,
     exclude: Iterable[str] = (),
+    batch_key: str | None = None,
     return_nulls: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Distance of every perturbation to the control cells, with z-scores and p-values.
@@ -110,6 +112,12 @@ def score_perturbations(
         Perturbations with fewer cells are not scored (see :func:`validate_screen`).
     exclude
         Labels neither scored nor used as controls.
+    batch_key
+        ``obs`` column of batches (gem groups, donors, replicates): E-distances are then computed
+        within batches and averaged with each perturbation's batch composition, with an exact
+        stratified-permutation z (:mod:`cellshift.analysis.batched_scoring`); the table gains
+        ``<metric>_batches`` and ``table.attrs["controls_per_batch"]``. E-distances against all
+        controls only; p-values take the shape of the unbatched control null.
     return_nulls
         Also return the null draws.
 
@@ -134,6 +142,7 @@ def score_perturbations(
     screen = validate_screen(
         adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
     )
+    batches = _batches(adata, batch_key, metrics, reference)
     Z = l2_normalize(get_embedding(adata, embedding))
     table = pd.DataFrame({"perturbation": list(screen.groups), "n_cells": list(screen.sizes)})
     null_frames = []
@@ -142,6 +151,11 @@ def score_perturbations(
             values, zs, sizes, nulls, standardised = _edistance_scores(
                 Z, screen, metric, n_null, null_size, reference, seed
             )
+            if batches is not None:
+                batched = batched_edistances(Z, screen, batches, metric)
+                values, zs = batched.values, batched.zs
+                table[f"{metric}_batches"] = batched.n_batches
+                table.attrs["controls_per_batch"] = batched.controls_per_batch.to_dict()
         else:
             n_null_wasserstein = min(n_null, WASSERSTEIN_MAX_NULL)
             values, sizes, nulls = _wasserstein_scores(Z, screen, n_null_wasserstein, null_size, reference, seed)
@@ -154,6 +168,23 @@ def score_perturbations(
     if return_nulls:
         return table, pd.concat(null_frames, ignore_index=True)
     return table
+
+
+def _batches(adata: ad.AnnData, batch_key: str | None, metrics: Sequence[str], reference: str) -> np.ndarray | None:
+    """The batch of every cell, after checking that batches can be used with these options."""
+    if batch_key is None:
+        return None
+    if batch_key not in adata.obs:
+        raise KeyError(f"batch key {batch_key!r} is not an obs column; columns: {list(adata.obs.columns)}")
+    others = [metric for metric in metrics if metric not in EDISTANCE_METRICS]
+    if others or reference != "all":
+        raise ValueError(
+            f"a batch key works with {', '.join(EDISTANCE_METRICS)} against all controls; drop {others or reference}"
+        )
+    batches = adata.obs[batch_key]
+    if batches.isna().any():
+        raise ValueError(f"{int(batches.isna().sum())} cells have no batch in obs[{batch_key!r}]")
+    return batches.astype(str).to_numpy()
 
 
 def _null_sizes(screen: Screen, null_size: int | None, largest: int) -> list[int]:

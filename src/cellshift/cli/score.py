@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pair-perturbations", type=comma_list, default=[], help="perturbations of --pairs (default: all scored)"
     )
     parser.add_argument("--layer", default=None, help="layer with raw counts for the baselines (default: X)")
+    parser.add_argument(
+        "--batch-key", default=None, help="obs column of batches: compare within batches (E-distances only)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
         n_null=args.n_null,
         null_size=args.null_size,
         reference=args.reference,
+        batch_key=args.batch_key,
         return_nulls=True,
     )
+    if args.batch_key:
+        print(f"control cells per batch ({args.batch_key}): {scores.attrs['controls_per_batch']}")
     if args.degs:
         known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
         scores = scores.merge(known, on="perturbation", how="left")

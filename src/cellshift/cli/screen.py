@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--response", action="store_true", help="also benchmark response prediction of unseen knock-downs"
     )
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    parser.add_argument("--batch-key", default=None, help="obs column of batches: distances within batches")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         umap_perturbations=tuple(args.umap),
         seed=args.seed,
         layer=args.layer,
+        batch_key=args.batch_key,
         response=args.response,
     )
     result = run_screen(

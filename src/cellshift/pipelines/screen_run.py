@@ -44,6 +44,9 @@ class ScreenSettings:
         Seed of everything random.
     layer
         Layer with the raw counts (default: ``X``).
+    batch_key
+        ``obs`` column of batches: E-distances within batches (see
+        :func:`cellshift.analysis.score_perturbations`); needs E-distance metrics only.
     response
         Also benchmark response prediction of unseen knock-downs from gene embeddings and add
         its section to the report.
@@ -68,6 +71,7 @@ class ScreenSettings:
     umap_perturbations: tuple[str, ...] = ()
     seed: int = 0
     layer: str | None = None
+    batch_key: str | None = None
     response: bool = False
 
 

@@ -136,6 +136,7 @@ def _score_to_control(run: ScreenRun, adata: ad.AnnData, name: str, key: str) ->
         seed=s.seed,
         min_cells=s.min_cells,
         exclude=s.exclude,
+        batch_key=s.batch_key,
         return_nulls=True,
     )
     table = table.merge(run.degs[["perturbation", "n_degs", "knockdown"]], on="perturbation", how="left")
