@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cellshift.analysis.calibration import standardised_nulls
+from cellshift.analysis.findings import screen_findings
 from cellshift.analysis.scoring import EDISTANCE_METRICS
 from cellshift.analysis.summary import ranked_table, split_overview, split_table
 from cellshift.pipelines.screen_run import ScreenRun
@@ -103,7 +104,17 @@ def write_report(run: ScreenRun, n_cells: int, notes: dict[str, str]) -> None:
         "seconds": round(sum(run.seconds.values()), 1),
         **notes,
     }
+    loss_log = run.finetuned_model / "training" / "loss.csv" if run.finetuned_model else None
+    findings = screen_findings(
+        run.scores,
+        run.degs,
+        metric=metric,
+        enrichment=run.enrichment,
+        medians=run.medians,
+        finetune_log=pd.read_csv(loss_log) if loss_log is not None and loss_log.exists() else None,
+    )
     sections = screen_sections(
+        findings=findings,
         medians=run.medians,
         ranking=ranked_table(run.scores[ranking_model], metric=metric, degs=run.degs),
         ranking_model=ranking_model,

@@ -34,6 +34,7 @@ TITLES = {
     "summary": "Summary",
     "medians": "Median normalised distance per model",
     "ranking": "Ranked perturbations",
+    "findings": "Findings",
     "enrichment": "0-DEG enrichment",
     "response": "Response prediction of unseen knock-downs",
     "split": "Split of the perturbations",
@@ -70,6 +71,7 @@ def screen_sections(
     ranking_model: str,
     metric: str,
     summary: Mapping[str, object] | None = None,
+    findings: Sequence[str] | None = None,
     enrichment: pd.DataFrame | None = None,
     figures: Mapping[str, FigureLike] | None = None,
     response: pd.DataFrame | None = None,
@@ -80,7 +82,7 @@ def screen_sections(
 ) -> list[Section]:
     """The standard sections of a screen report, in order; every table is shown as given.
 
-    Summary (when given), medians per model, ranked perturbations, 0-DEG enrichment (when given),
+    Findings and summary (when given), medians per model, ranked perturbations, 0-DEG enrichment (when given),
     one section per figure, response prediction (when given), split (when given), run settings
     (when given) and software versions.
 
@@ -94,6 +96,8 @@ def screen_sections(
         The model (embedding) and metric of the ranking, named in its title.
     summary
         Key/value pairs of the run (data set, cells, perturbations, ...).
+    findings
+        Sentences of :func:`cellshift.analysis.findings.screen_findings`, shown first.
     enrichment
         Table of :mod:`cellshift.analysis.enrichment`.
     figures
@@ -113,7 +117,8 @@ def screen_sections(
     list of Section
         Ready for :func:`cellshift.report.build_report`.
     """
-    sections = [Section(TITLES["summary"], summary=summary)] if summary else []
+    sections = [Section(TITLES["findings"], text="\n\n".join(findings))] if findings else []
+    sections += [Section(TITLES["summary"], summary=summary)] if summary else []
     sections.append(Section(TITLES["medians"], text=MEDIANS_TEXT, table=medians))
     sections.append(
         Section(

@@ -1,0 +1,108 @@
+"""What a screen run found, in sentences: the "Findings" that open its report.
+
+Each finding is computed from the run's tables, never typed in: which perturbations shift
+cells (Benjamini-Hochberg FDR below a threshold, per embedding), which of those have no DEGs,
+whether the 0-DEG enrichment is significant after Bonferroni correction, whether fine-tuning
+separated the held-out perturbations more than PCA, and whether the fine-tuning loss moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+PAIRS_POOL = "between perturbations (pairs)"
+
+
+def screen_findings(
+    scores: Mapping[str, pd.DataFrame],
+    degs: pd.DataFrame,
+    *,
+    metric: str = "edistance",
+    fdr: float = 0.05,
+    enrichment: pd.DataFrame | None = None,
+    medians: pd.DataFrame | None = None,
+    finetune_log: pd.DataFrame | None = None,
+) -> list[str]:
+    """Sentences stating what the run found, one per finding.
+
+    Parameters
+    ----------
+    scores
+        Embedding name -> table of :func:`cellshift.analysis.score_perturbations`.
+    degs
+        DEG summary (``perturbation, n_degs``).
+    metric
+        Metric whose ``<metric>_fdr`` decides which perturbations shift cells.
+    fdr
+        False discovery rate threshold.
+    enrichment
+        Table of :func:`cellshift.analysis.zero_deg_enrichment` (with a ``model`` column when
+        several embeddings were tested).
+    medians
+        Table of :func:`cellshift.analysis.summary.medians_table`.
+    finetune_log
+        ``training/loss.csv`` of the fine-tuned model.
+
+    Returns
+    -------
+    list of str
+        The findings, in the order above; a finding whose table is missing is left out.
+    """
+    n_degs = degs.set_index(degs["perturbation"].astype(str))["n_degs"]
+    findings = [_shifted(name, table, n_degs, metric, fdr) for name, table in scores.items()]
+    if enrichment is not None and not enrichment.empty:
+        findings.append(_enrichment(enrichment))
+    if medians is not None and "finetuned" in set(medians.get("model", [])):
+        findings.append(_separation(medians, metric))
+    if finetune_log is not None and len(finetune_log) > 1:
+        findings.append(_loss_moved(finetune_log))
+    return [finding for finding in findings if finding]
+
+
+def _shifted(name: str, table: pd.DataFrame, n_degs: pd.Series, metric: str, fdr: float) -> str:
+    column = f"{metric}_fdr"
+    if column not in table.columns:
+        return ""
+    hits = table[table[column] < fdr].sort_values(f"{metric}_z", ascending=False)
+    zero = [p for p in hits["perturbation"].astype(str) if n_degs.get(p, -1) == 0]
+    named = ", ".join(hits["perturbation"].astype(str).head(5)) + (", ..." if len(hits) > 5 else "")
+    sentence = f"{name}: {len(hits)} of {len(table)} perturbations shift cells ({metric}, FDR < {fdr:g})"
+    sentence += f": {named}." if len(hits) else "."
+    if zero:
+        verb = "has" if len(zero) == 1 else "have"
+        sentence += f" Of these, {len(zero)} {verb} no DEGs: {', '.join(zero)}."
+    return sentence
+
+
+def _enrichment(enrichment: pd.DataFrame) -> str:
+    best = enrichment.loc[enrichment["p_bonferroni"].idxmin()]
+    where = f" ({best['model']}, {best['metric']}, top {best['top_n']})" if "model" in enrichment else ""
+    verdict = "is significant" if best["p_bonferroni"] < 0.05 else "is not significant"
+    return (
+        f"0-DEG enrichment {verdict}: the strongest is {best['gene_set']}{where}, {best['k']} of the top "
+        f"{best['top_n']} in the set vs {best['expected']:.2f} expected, Bonferroni p = {best['p_bonferroni']:.2g} "
+        f"(pool of {best['n_pool']})."
+    )
+
+
+def _separation(medians: pd.DataFrame, metric: str) -> str:
+    pairs = medians[medians["pool"] == PAIRS_POOL].set_index("model")[f"{metric}_z"]
+    if "finetuned" not in pairs or "pca" not in pairs:
+        return ""
+    more = "more" if pairs["finetuned"] > pairs["pca"] else "less"
+    return (
+        f"Fine-tuning separated the held-out perturbations {more} than PCA: median pair z "
+        f"{pairs['finetuned']:.2f} vs {pairs['pca']:.2f}."
+    )
+
+
+def _loss_moved(log: pd.DataFrame) -> str:
+    losses = pd.to_numeric(log["loss"], errors="coerce").dropna()
+    if len(losses) < 2:
+        return ""
+    change = (losses.iloc[-1] - losses.iloc[0]) / abs(losses.iloc[0]) if losses.iloc[0] else 0.0
+    verdict = "fell" if change < -0.05 else "rose" if change > 0.05 else "barely moved"
+    first, last = losses.iloc[0], losses.iloc[-1]
+    return f"The fine-tuning loss {verdict}: {first:.3g} at the first logged step, {last:.3g} at the last."
