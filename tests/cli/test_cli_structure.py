@@ -36,7 +36,7 @@ WRAPPED = {
     "enrich": [zero_deg_enrichment],
     "predict-benchmark": [benchmark],
     "annotate": [AnnotationSettings, ClassifierSettings],
-    "classify-genes": [classify_genes],
+    "classify-genes": [classify_genes, ClassifierSettings],
     "screen": [ScreenSettings],
     "demo": [run_demo],
 }

@@ -224,7 +224,9 @@ def test_cell_validation_share_is_stratified_and_batches_are_balanced(model_dir,
     uneven = ShuffledBatches(np.arange(37), batch_size=16, seed=0)
     assert [len(b) for b in uneven.epoch(0)] == [13, 12, 12] and uneven.smallest_batch == 12
     with pytest.raises(ValueError, match="holds out no cells"):
-        labelled_cells(cells, np.repeat(["a", "b"], 100), validation_fraction=0.001, seed=0)
+        labelled_cells(cells, np.arange(200).astype(str), validation_fraction=0.1, seed=0)  # one cell per class
+    tiny_share = labelled_cells(cells, np.repeat(["a", "b"], 100), validation_fraction=0.001, seed=0)
+    assert len(tiny_share.validation_rows) == 2  # every class is validated on
 
 
 def test_gene_tokens_are_labelled_only_for_training_genes(model_dir, kang):

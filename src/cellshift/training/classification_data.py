@@ -1,12 +1,13 @@
 """What classification fine-tuning trains and validates on: labelled cells or labelled gene tokens.
 
 Cells target: each cell has one class. The validation share is stratified: of each class's n
-cells, ``min(round(validation_fraction * n), n - 1)`` (seeded) are held out of training.
+cells, ``min(max(1, round(validation_fraction * n)), n - 1)`` (seeded) are held out of training,
+so that every class with two cells or more is validated on (macro-F1 weighs classes equally).
 
 Genes target: each labelled gene has one class, and every token of a training gene, in every
 cell that holds it, carries its gene's class; all other tokens (unlabelled genes, special tokens,
 padding) carry -100 and are ignored by the loss. The validation share holds out genes (stratified
-by class, as cells above) and cells (``round(validation_fraction * n_cells)``, seeded): the
+by class, as cells above) and cells (the same share of all cells, seeded): the
 held-out genes are labelled only in the held-out cells and the training genes only in the training
 cells, so validation asks about genes and cells that training never labelled. Cells without a
 labelled token of their part are left out of it.
@@ -164,8 +165,10 @@ def labelled_gene_tokens(
 
 
 def _share(rng: np.random.Generator, rows: np.ndarray, fraction: float) -> np.ndarray:
-    """``min(round(fraction * n), n - 1)`` random rows of ``rows`` (at least one row stays)."""
-    n_out = min(round(fraction * len(rows)), max(len(rows) - 1, 0))
+    """``min(max(1, round(fraction * n)), n - 1)`` random rows of ``rows``, none for ``fraction = 0``."""
+    if fraction == 0:
+        return rows[:0]
+    n_out = min(max(1, round(fraction * len(rows))), max(len(rows) - 1, 0))
     return rng.permutation(rows)[:n_out]
 
 
