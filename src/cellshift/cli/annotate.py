@@ -5,7 +5,7 @@ predicted label, its probability, true label, probability of each class), ``metr
 (accuracy and macro-F1 per method and fold), ``per_class.csv``, ``confusion.png`` and the fitted
 classifiers (``classifiers/<method>/``, reusable with ``--classifier``). Method ``model``
 fine-tunes the ``--model`` with a linear head (``--freeze-layers``, ``--epochs``, ``--max-steps``,
-``--learning-rate``, ``--validation-fraction``, ``--patience``; defaults of
+``--max-length``, ``--learning-rate``, ``--validation-fraction``, ``--patience``; defaults of
 :class:`cellshift.training.ClassifierSettings`).
 """
 
@@ -62,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_finetuning_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of method ``model`` (fine-tuning), with :class:`ClassifierSettings`' defaults."""
-    group = parser.add_argument_group("method model (fine-tuning)")
+    """Options of methods ``model-frozen`` and ``model`` (fine-tuning), with :class:`ClassifierSettings`' defaults."""
+    group = parser.add_argument_group("methods model-frozen and model (fine-tuning)")
     group.add_argument(
         "--freeze-layers", type=int, default=FINETUNING.freeze_layers, help="lowest encoder layers kept frozen"
     )
@@ -75,6 +75,7 @@ def _add_finetuning_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"cells per batch (default: {FINETUNING.batch_size} to fine-tune, 64 to embed for model-frozen)",
     )
+    group.add_argument("--max-length", type=int, default=None, help="tokens per cell (default: the model's input size)")
     group.add_argument("--learning-rate", type=float, default=FINETUNING.learning_rate, help="AdamW, constant")
     group.add_argument(
         "--validation-fraction",
@@ -92,10 +93,11 @@ def _add_finetuning_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _method_options(args: argparse.Namespace) -> dict:
-    """Options for the classifiers: the model, device and batch size when given, fine-tuning's for method model."""
-    options = {name: getattr(args, name) for name in ("model", "device", "batch_size") if getattr(args, name)}
+    """Options for the classifiers: model, device, batch size and length when given, fine-tuning's for method model."""
+    shared = ("model", "device", "batch_size", "max_length")  # read by model-frozen and model
+    options = {name: getattr(args, name) for name in shared if getattr(args, name)}
     if "model" in args.methods:
-        options.update({name: getattr(args, name) for name in FINETUNING_OPTIONS if name != "batch_size"})
+        options.update({name: getattr(args, name) for name in FINETUNING_OPTIONS if name not in shared})
     return options
 
 

@@ -92,7 +92,8 @@ class Logreg(_SklearnClassifier):
 class ModelFrozen(_SklearnClassifier):
     """Frozen foundation-model cell embeddings (penultimate layer, mean over genes) -> logistic regression.
 
-    Options: ``model`` (model directory, required), ``batch_size``, ``device``, ``progress``.
+    Options: ``model`` (model directory, required), ``batch_size``, ``max_length`` (tokens per cell;
+    default: the model's input size), ``device``, ``progress``.
     """
 
     name = "model-frozen"
@@ -106,6 +107,7 @@ class ModelFrozen(_SklearnClassifier):
             work,
             self.options["model"],
             batch_size=self.options.get("batch_size", 64),
+            max_length=self.options.get("max_length"),
             device=self.options.get("device"),
             key_added="X_annotation",
             progress=self.options.get("progress", False),

@@ -30,6 +30,7 @@ FINETUNING_OPTIONS = (
     "learning_rate",
     "validation_fraction",
     "patience",
+    "max_length",
 )
 PREDICTION_BATCH = 64
 MODEL_FOLDER = "model"
@@ -40,7 +41,7 @@ class ModelFinetuned(CellClassifier):
 
     Options: ``model`` (pre-trained model directory, required); the fine-tuning settings
     ``freeze_layers``, ``epochs``, ``max_steps``, ``batch_size``, ``learning_rate``,
-    ``validation_fraction``, ``patience`` (defaults: :class:`cellshift.training.ClassifierSettings`);
+    ``validation_fraction``, ``patience``, ``max_length`` (defaults: :class:`cellshift.training.ClassifierSettings`);
     ``device`` (``"cpu"`` keeps training and prediction on the CPU; default: a GPU when one is
     visible); ``progress``.
     """
@@ -73,7 +74,7 @@ class ModelFinetuned(CellClassifier):
             self.classifier = CellshiftClassifier.load(run)
 
     def _predict_proba(self, features: ad.AnnData) -> np.ndarray:
-        cells = encode_cells(features, self.classifier.encoder)
+        cells = encode_cells(features, self.classifier.encoder, max_length=self.options.get("max_length"))
         device = self.options.get("device")
         probabilities = cell_probabilities(self.classifier, cells, batch_size=PREDICTION_BATCH, device=device)
         return probabilities[:, [self.classifier.classes.index(name) for name in self.classes]]
