@@ -280,3 +280,12 @@ def test_gene_classifier_trains_the_last_layer_and_averages_over_cells(model_dir
             per_cell.append(torch.softmax(logits, dim=-1).numpy())
     assert len(per_cell) > 10
     np.testing.assert_allclose(probabilities.loc[gene].to_numpy(), np.mean(per_cell, axis=0), atol=1e-5)
+
+
+def test_labels_must_cover_every_cell_and_the_output_must_not_be_the_model(model_dir, kang, tmp_path):
+    train = kang[0]
+    for labels in ([None, *train.obs["cluster_id"][1:]], list(train.obs["cluster_id"][1:])):
+        with pytest.raises(ValueError, match="one label per cell"):
+            finetune_cell_classifier(model_dir, train, labels, tmp_path / "x", progress=False)
+    with pytest.raises(ValueError, match="pre-trained model's directory"):
+        finetune_cell_classifier(model_dir, train, "cluster_id", model_dir, progress=False)

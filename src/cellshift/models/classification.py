@@ -163,7 +163,8 @@ def cell_probabilities(
 ) -> np.ndarray:
     """Class probabilities (softmax of the logits) of every cell: cells x classes, in ``classifier.classes`` order.
 
-    ``device=None`` takes accelerate's default device (a GPU when one is visible).
+    The classifier is moved to ``device`` (``None``: accelerate's default, a GPU when one is
+    visible) and put in eval mode; cells run in batches, longest first, without gradients.
     """
     device = torch.device(device) if device is not None else PartialState().device
     classifier = classifier.to(device).eval()
@@ -181,7 +182,8 @@ def gene_probabilities(
     """Each gene's class probabilities averaged over the cells whose tokens include it.
 
     For gene g and the cells C_g holding its token: ``p_g = 1/|C_g| sum_{c in C_g} softmax(logits_{c, g})``
-    (a gene occurs at most once per cell). Special tokens and padding are left out.
+    (a gene occurs at most once per cell). Special tokens and padding are left out. The classifier
+    is moved to ``device`` and put in eval mode, as in :func:`cell_probabilities`.
 
     Returns
     -------

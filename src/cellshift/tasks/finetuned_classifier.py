@@ -20,7 +20,7 @@ import pandas as pd
 from cellshift.models.classification import CellshiftClassifier, cell_probabilities
 from cellshift.models.inputs import encode_cells
 from cellshift.tasks.cell_classifier import CellClassifier
-from cellshift.training import ClassifierSettings, finetune_cell_classifier
+from cellshift.training import ClassifierResult, ClassifierSettings, finetune_cell_classifier
 
 FINETUNING_OPTIONS = (
     "freeze_layers",
@@ -43,10 +43,12 @@ class ModelFinetuned(CellClassifier):
     ``freeze_layers``, ``epochs``, ``max_steps``, ``batch_size``, ``learning_rate``,
     ``validation_fraction``, ``patience``, ``max_length`` (defaults: :class:`cellshift.training.ClassifierSettings`);
     ``device`` (``"cpu"`` keeps training and prediction on the CPU; default: a GPU when one is
-    visible); ``progress``.
+    visible); ``progress``. After :meth:`fit`, :attr:`training` says how the fine-tuning went
+    (steps, best step and macro-F1, early stop); it is not saved.
     """
 
     name = "model"
+    training: ClassifierResult | None = None
 
     def features(self, cells: ad.AnnData) -> ad.AnnData:
         """The cells' counts under their names and genes (fine-tuning tokenises them with the model's gene table)."""
@@ -62,7 +64,7 @@ class ModelFinetuned(CellClassifier):
             raise ValueError("method model needs a pre-trained model directory (--model)")
         with tempfile.TemporaryDirectory(prefix="cellshift-annotation-") as folder:
             run = Path(folder) / "classifier"
-            finetune_cell_classifier(
+            self.training = finetune_cell_classifier(
                 self.options["model"],
                 features,
                 labels,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import torch
 from accelerate import Accelerator
 
@@ -84,9 +85,8 @@ def finetune_cell_classifier(
         The classifier loads with ``CellshiftClassifier.load(out)``.
     """
     settings = settings or ClassifierSettings()
-    labels = adata.obs[labels] if isinstance(labels, str) else labels
-    labels = np.asarray(labels, dtype=object)
-    if len(labels) != adata.n_obs or any(label is None or label != label for label in labels):
+    labels = np.asarray(adata.obs[labels] if isinstance(labels, str) else labels, dtype=object)
+    if len(labels) != adata.n_obs or pd.isna(labels).any():
         raise ValueError(f"give one label per cell ({adata.n_obs}) and no missing labels")
     labels = labels.astype(str)
     record = {"target": "cells", "classes": sorted(set(labels)), "n_cells": adata.n_obs}

@@ -173,10 +173,9 @@ def _share(rng: np.random.Generator, rows: np.ndarray, fraction: float) -> np.nd
 
 
 def _holds_a_label(cells: ModelCells, lookup: np.ndarray) -> np.ndarray:
-    """Whether each cell holds at least one token labelled in ``lookup``."""
-    labelled = lookup[cells.tokens.input_ids] != IGNORE_INDEX
-    per_cell = np.add.reduceat(labelled.astype(np.int64), cells.tokens.offsets[:-1]) if len(labelled) else labelled
-    return per_cell > 0
+    """Whether each cell holds at least one token labelled in ``lookup`` (every cell has a token)."""
+    labelled = (lookup[cells.tokens.input_ids] != IGNORE_INDEX).astype(np.int64)
+    return np.add.reduceat(labelled, cells.tokens.offsets[:-1]) > 0
 
 
 def _check_validation(fraction: float, held_out: np.ndarray, what: str) -> None:
