@@ -131,24 +131,26 @@ def classify_genes(
         labels = gene_labels(labels, positive=positive)
     model_dir = None if model_dir is None else str(model_dir)
     inputs = {"cells": cells, "model_dir": model_dir, "n_components": n_components, "seed": seed}
-    scores, predictions = [], []
-    for method in [*dict.fromkeys(methods), *([FINETUNED] if finetune else [])]:
-        embedded, predict_fold = _fold_predictor(labels, method, inputs, finetune_settings)
-        is_positive = (embedded["label"] == labels.positive).to_numpy()
-        _check_coverage(method, is_positive, n_folds)
-        method_scores, folds, probabilities = cross_validate_genes(
-            predict_fold, is_positive, n_folds=n_folds, seed=seed
-        )
-        method_scores.insert(0, "method", method)
-        scores.append(method_scores)
-        predictions.append(
-            embedded.assign(method=method, fold=folds, is_positive=is_positive, probability=probabilities)
-        )
-    scores = pd.concat(scores, ignore_index=True)
-    predictions = pd.concat(predictions, ignore_index=True)
+    all_methods = [*dict.fromkeys(methods), *([FINETUNED] if finetune else [])]
+    results = [_score_method(labels, method, n_folds, inputs, finetune_settings) for method in all_methods]
+    scores = pd.concat([method_scores for method_scores, _ in results], ignore_index=True)
+    predictions = pd.concat([method_predictions for _, method_predictions in results], ignore_index=True)
     predictions = predictions[["gene", "symbol", "method", "fold", "label", "is_positive", "probability"]]
     summary = summarize(scores, predictions, n_labelled=len(labels.table), confidence=confidence)
     return GeneClassification(scores, summary, predictions, labels)
+
+
+def _score_method(
+    labels: GeneLabels, method: str, n_folds: int, inputs: dict, settings: ClassifierSettings | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One method's per-fold scores and out-of-fold predictions (``method`` column first in the scores)."""
+    embedded, predict_fold = _fold_predictor(labels, method, inputs, settings)
+    is_positive = (embedded["label"] == labels.positive).to_numpy()
+    _check_coverage(method, is_positive, n_folds)
+    scores, folds, probabilities = cross_validate_genes(predict_fold, is_positive, n_folds=n_folds, seed=inputs["seed"])
+    scores.insert(0, "method", method)
+    predictions = embedded.assign(method=method, fold=folds, is_positive=is_positive, probability=probabilities)
+    return scores, predictions
 
 
 def _fold_predictor(
