@@ -19,7 +19,7 @@ from cellshift.pipelines.screen_run import ScreenSettings
 from cellshift.tasks.annotation import AnnotationSettings
 from cellshift.tasks.gene_classification import classify_genes
 from cellshift.tokenize import compute_gene_medians, tokenize
-from cellshift.training import FinetuneSettings, PretrainSettings, pretrain
+from cellshift.training import ClassifierSettings, FinetuneSettings, PretrainSettings, pretrain
 from cellshift.training.evaluation import evaluate_model_dir
 
 # What each command wraps, and CLI option names that differ from the API's parameter names.
@@ -35,8 +35,8 @@ WRAPPED = {
     "score": [score_perturbations, score_perturbation_pairs],
     "enrich": [zero_deg_enrichment],
     "predict-benchmark": [benchmark],
-    "annotate": [AnnotationSettings],
-    "classify-genes": [classify_genes],
+    "annotate": [AnnotationSettings, ClassifierSettings],
+    "classify-genes": [classify_genes, ClassifierSettings],
     "screen": [ScreenSettings],
     "demo": [run_demo],
 }

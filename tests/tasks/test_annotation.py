@@ -1,4 +1,5 @@
 import argparse
+import json
 
 import anndata as ad
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from sklearn.metrics import f1_score
 from threadpoolctl import threadpool_limits
 
+import cellshift.tasks.finetuned_classifier as finetuned_module
 from cellshift.cli import annotate as command
 from cellshift.data import human_to_mouse, log_normalized
 from cellshift.data.gene_table import GeneTable
@@ -131,14 +133,20 @@ def test_saved_classifier_labels_new_cells_the_same(baron, tmp_path):
     assert load_classifier(tmp_path / "logreg").genes == list(human.var_names)
 
 
+def untrained_model(cells, folder):
+    """A tiny untrained model over the cells' genes: the plumbing only."""
+    table = GeneTable.from_medians(pd.Series(np.linspace(0.5, 5, cells.n_vars), index=cells.var_names), name="kang")
+    torch.manual_seed(0)
+    model = CellshiftModel(config_from_preset("tiny", table))
+    model.gene_table = table
+    model.save_pretrained(folder)
+    return folder
+
+
 def test_model_frozen_and_celltypist_run_on_the_same_reference(kang, tmp_path):
     pytest.importorskip("celltypist")
     cells = kang[::3].copy()
-    table = GeneTable.from_medians(pd.Series(np.linspace(0.5, 5, cells.n_vars), index=cells.var_names), name="kang")
-    torch.manual_seed(0)
-    model = CellshiftModel(config_from_preset("tiny", table))  # untrained: the plumbing only
-    model.gene_table = table
-    model.save_pretrained(tmp_path / "model")
+    untrained_model(cells, tmp_path / "model")
     result = annotate(
         cells,
         settings=settings(methods=("model-frozen", "celltypist")),
@@ -209,5 +217,45 @@ def test_cli_trains_saves_and_reuses_a_classifier(baron, tmp_path):
     assert (before["predicted"] == after["predicted"]).all()
 
 
+def test_model_method_fine_tunes_each_fold_on_its_training_cells_only(kang, tmp_path, monkeypatch):
+    cells = kang[::3].copy()
+    runs = []
+    real_finetune = finetuned_module.finetune_cell_classifier
+
+    def spy(model, adata, labels, out, **options):
+        runs.append((list(adata.obs_names), options["settings"]))
+        return real_finetune(model, adata, labels, out, **options)
+
+    monkeypatch.setattr(finetuned_module, "finetune_cell_classifier", spy)
+    options = {"model": str(untrained_model(cells, tmp_path / "model")), "max_steps": 6, "freeze_layers": 1}
+    result = annotate(cells, settings=settings(methods=("model",), split_key="sample_id"), method_options=options)
+    train, test = holdout_split(cells.obs["cluster_id"], donors=cells.obs["sample_id"], test_fraction=0.2, seed=0)
+    # the held-out donor's cells never reach fine-tuning; the classifier kept for new files learns every cell
+    assert [names for names, _ in runs] == [list(cells.obs_names[train]), list(cells.obs_names)]
+    assert runs[0][1].freeze_layers == 1 and runs[0][1].max_steps == 6 and runs[0][1].learning_rate == 5e-5
+    rows = result.predictions
+    assert sorted(rows["cell"]) == sorted(cells.obs_names[test]) and set(rows["method"]) == {"model"}
+    np.testing.assert_allclose(rows.filter(like="proba_").sum(axis=1), 1, atol=1e-5)
+    classifier = result.classifiers["model"]
+    classifier.save(tmp_path / "saved")
+    again = load_classifier(tmp_path / "saved")
+    assert again.classes == classifier.classes == sorted(cells.obs["cluster_id"].unique())
+    pd.testing.assert_frame_equal(again.predict_proba(cells[:30]), classifier.predict_proba(cells[:30]))
+
+
+def test_cli_passes_the_fine_tuning_options_to_method_model(kang, tmp_path):
+    cells = kang[::6].copy()
+    cells.write_h5ad(tmp_path / "reference.h5ad")
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    model = untrained_model(cells, tmp_path / "model")
+    arguments = ["--reference", str(tmp_path / "reference.h5ad"), "--label-key", "cluster_id", "--quiet"]
+    arguments += ["--methods", "model", "--model", str(model), "--max-steps", "3", "--freeze-layers", "2"]
+    assert command.run(parser.parse_args([*arguments, "--out", str(tmp_path / "run")])) == 0
+    saved = json.loads((tmp_path / "run" / "classifiers" / "model" / "settings.json").read_text())
+    assert saved["options"]["freeze_layers"] == 2 and saved["options"]["max_steps"] == 3
+    assert (tmp_path / "run" / "classifiers" / "model" / "model" / "classification.json").exists()
+
+
 def test_every_method_is_registered():
-    assert set(CLASSIFIERS) == {"logreg-pca", "logreg", "model-frozen", "celltypist"}
+    assert set(CLASSIFIERS) == {"logreg-pca", "logreg", "model-frozen", "model", "celltypist"}

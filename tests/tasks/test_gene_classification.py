@@ -8,6 +8,7 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+import cellshift.tasks.gene_finetuning as gene_finetuning
 from cellshift.cli import classify_genes as command
 from cellshift.data.gene_table import GeneTable
 from cellshift.datasets import dosage_sensitive_tfs, kang2018_pbmc
@@ -16,6 +17,7 @@ from cellshift.models import CellshiftModel, config_from_preset
 from cellshift.tasks import GeneLabels, classify_genes, gene_labels
 from cellshift.tasks.gene_classification import cross_validate, t_interval
 from cellshift.tasks.gene_label_table import MIN_GENES_PER_CLASS
+from cellshift.training import ClassifierSettings
 
 
 @pytest.fixture(autouse=True)
@@ -180,18 +182,62 @@ def test_cross_validate_tests_every_gene_once():
     assert np.isfinite(probabilities).all() and scores["auroc"].mean() > 0.7
 
 
-def test_model_and_pca_embeddings_cover_the_labelled_genes_of_the_cells(dosage, tmp_path):
-    cells = kang2018_pbmc()[:300].copy()
+def untrained_model(cells, folder, **options):
+    """A tiny untrained model over the cells' genes: plumbing only."""
     table = GeneTable.from_medians(pd.Series(np.linspace(0.5, 5, cells.n_vars), index=cells.var_names), name="kang")
     torch.manual_seed(0)
-    model = CellshiftModel(config_from_preset("tiny", table, use_values=True))  # untrained: plumbing only
+    model = CellshiftModel(config_from_preset("tiny", table, **options))
     model.gene_table = table
-    model.save_pretrained(tmp_path / "model")
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_model_and_pca_embeddings_cover_the_labelled_genes_of_the_cells(dosage, tmp_path):
+    cells = kang2018_pbmc()[:300].copy()
+    untrained_model(cells, tmp_path / "model", use_values=True)
     result = classify_genes(dosage, methods=["model", "pca"], cells=cells, model_dir=tmp_path / "model", n_folds=3)
     in_cells = dosage.table["gene"].isin(cells.var_names).sum()
     summary = result.summary.set_index("method")
     assert 0 < summary.loc["model", "n_embedded"] <= in_cells and summary.loc["pca", "n_embedded"] == in_cells
     assert ((summary["auroc_ci_low"] >= 0) & (summary["auroc_ci_high"] <= 1)).all()
+
+
+def test_finetuned_model_is_scored_per_fold_and_never_trains_on_a_test_gene(dosage, tmp_path, monkeypatch):
+    cells = kang2018_pbmc()[:300].copy()
+    model_dir = untrained_model(cells, tmp_path / "model")
+    trained = []
+    real_finetune = gene_finetuning.finetune_gene_classifier
+
+    def spy(model, adata, gene_labels, out, **options):
+        trained.append((dict(gene_labels), options["settings"]))
+        return real_finetune(model, adata, gene_labels, out, **options)
+
+    monkeypatch.setattr(gene_finetuning, "finetune_gene_classifier", spy)
+    settings = ClassifierSettings(max_steps=3, learning_rate=1e-3, validation_fraction=0.25, seed=5)
+    result = classify_genes(
+        dosage,
+        methods=["random"],
+        cells=cells,
+        model_dir=model_dir,
+        n_folds=3,
+        finetune=True,
+        finetune_settings=settings,
+    )
+    rows = result.predictions[result.predictions["method"] == "model-finetuned"]
+    in_cells = dosage.table["gene"].isin(cells.var_names).sum()
+    assert 6 <= len(rows) <= in_cells and rows["probability"].between(0, 1).all()
+    assert len(trained) == 3 and all(options.seed == 0 for _, options in trained)  # the run's seed
+    for fold, (genes, _) in enumerate(trained):
+        tested = set(rows.loc[rows["fold"] == fold, "gene"])
+        assert not tested & set(genes) and tested | set(genes) == set(rows["gene"])  # no test gene trains
+        assert all(
+            genes[gene] == label for gene, label in zip(rows["gene"], rows["label"], strict=True) if gene in genes
+        )
+    summary = result.summary.set_index("method")
+    assert summary.loc["model-finetuned", "n_embedded"] == len(rows)
+    assert result.scores.query("method == 'model-finetuned'")["n_test"].sum() == len(rows)
+    with pytest.raises(ValueError, match="fine-tuning needs raw-count cells"):
+        classify_genes(dosage, methods=["random"], model_dir=model_dir, finetune=True)
 
 
 def parse(argv):
@@ -224,3 +270,23 @@ def test_command_reads_a_labels_file(tmp_path):
     assert command.run(args) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert summary["n_labelled"][0] >= 480  # a few source symbols are old names without a unique Ensembl ID
+
+
+def test_command_fine_tunes_with_finetune(tmp_path):
+    cells = kang2018_pbmc()[:300].copy()
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    model_dir = untrained_model(cells, tmp_path / "model")
+    options = [
+        "--methods",
+        "random",
+        "--model",
+        str(model_dir),
+        "--cells",
+        str(tmp_path / "cells.h5ad"),
+        "--folds",
+        "3",
+    ]
+    args = parse([*options, "--finetune", "--max-steps", "2", "--freeze-layers", "1", "--out", str(tmp_path / "out")])
+    assert command.run(args) == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary["method"].tolist() == ["random", "model-finetuned"]

@@ -3,7 +3,10 @@
 Runs :func:`cellshift.tasks.annotate` and writes into ``--out``: ``predictions.csv`` (cell, method,
 predicted label, its probability, true label, probability of each class), ``metrics.csv``
 (accuracy and macro-F1 per method and fold), ``per_class.csv``, ``confusion.png`` and the fitted
-classifiers (``classifiers/<method>/``, reusable with ``--classifier``).
+classifiers (``classifiers/<method>/``, reusable with ``--classifier``). Method ``model``
+fine-tunes the ``--model`` with a linear head (``--freeze-layers``, ``--epochs``, ``--max-steps``,
+``--max-length``, ``--learning-rate``, ``--validation-fraction``, ``--patience``; defaults of
+:class:`cellshift.training.ClassifierSettings`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from cellshift.plotting.annotation import confusion_matrices
 from cellshift.tasks.annotation import AnnotationSettings, annotate
 from cellshift.tasks.cell_labels import read_label_map
 from cellshift.tasks.classifiers import CLASSIFIERS
+from cellshift.tasks.finetuned_classifier import FINETUNING_OPTIONS
+from cellshift.training import ClassifierSettings
 
 OUTPUTS = {"predictions": "predictions.csv", "metrics": "metrics.csv", "per_class": "per_class.csv"}
 FIGURE = "confusion.png"
 DEFAULTS = AnnotationSettings(label_key="")
+FINETUNING = ClassifierSettings()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(DEFAULTS.methods),
         help=f"comma-separated: {', '.join(CLASSIFIERS)} (default: {','.join(DEFAULTS.methods)})",
     )
-    parser.add_argument("--model", default=None, help="model directory for model-frozen")
+    parser.add_argument("--model", default=None, help="pre-trained model directory for model-frozen and model")
+    _add_finetuning_arguments(parser)
     parser.add_argument("--split", dest="split_key", default=None, help="obs column of donors: hold out whole donors")
     parser.add_argument("--test-fraction", type=float, default=DEFAULTS.test_fraction, help="held-out share")
     parser.add_argument("--folds", dest="n_folds", type=int, default=None, help="cross-validate with N folds instead")
@@ -52,6 +59,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for the tables, figure and classifiers")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_finetuning_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of methods ``model-frozen`` and ``model`` (fine-tuning), with :class:`ClassifierSettings`' defaults."""
+    group = parser.add_argument_group("methods model-frozen and model (fine-tuning)")
+    group.add_argument(
+        "--freeze-layers", type=int, default=FINETUNING.freeze_layers, help="lowest encoder layers kept frozen"
+    )
+    group.add_argument("--epochs", type=int, default=FINETUNING.epochs, help="passes over the training cells")
+    group.add_argument("--max-steps", type=int, default=FINETUNING.max_steps, help="stop after N steps instead")
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"cells per batch (default: {FINETUNING.batch_size} to fine-tune, 64 to embed for model-frozen)",
+    )
+    group.add_argument("--max-length", type=int, default=None, help="tokens per cell (default: the model's input size)")
+    group.add_argument("--learning-rate", type=float, default=FINETUNING.learning_rate, help="AdamW, constant")
+    group.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=FINETUNING.validation_fraction,
+        help="share of the training cells held out for early stopping (0: none)",
+    )
+    group.add_argument(
+        "--patience",
+        type=int,
+        default=FINETUNING.patience,
+        help="evaluations without a better macro-F1 before stopping",
+    )
+    group.add_argument("--device", default=None, help="cpu to stay on the CPU (default: a GPU when visible)")
+
+
+def _method_options(args: argparse.Namespace) -> dict:
+    """Options for the classifiers: model, device, batch size and length when given, fine-tuning's for method model."""
+    shared = ("model", "device", "batch_size", "max_length")  # read by model-frozen and model
+    options = {name: getattr(args, name) for name in shared if getattr(args, name)}
+    if "model" in args.methods:
+        options.update({name: getattr(args, name) for name in FINETUNING_OPTIONS if name not in shared})
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         settings=settings,
         label_map=label_map,
         classifier=args.classifier,
-        method_options={"model": args.model} if args.model else {},
+        method_options=_method_options(args),
         query_species=args.query_species,
         reference_species=args.reference_species,
         progress=not args.quiet,

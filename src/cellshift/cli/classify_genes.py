@@ -3,7 +3,9 @@
 Runs :func:`cellshift.tasks.classify_genes` (stratified k-fold cross-validation of a scaled
 logistic regression, per embedding) and writes ``scores.csv`` (per fold), ``summary.csv`` (per
 method: coverage, AUROC and AUPRC with t-intervals), ``predictions.csv`` (out-of-fold, per gene)
-and ``roc.png`` into ``--out``.
+and ``roc.png`` into ``--out``. With ``--finetune`` the ``--model`` is also fine-tuned on each fold's
+training genes (token classification in the context of ``--cells``) and scored as method
+``model-finetuned`` in the same tables.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from cellshift.datasets import kang2018_pbmc
 from cellshift.plotting.gene_classification import gene_classification_roc
 from cellshift.tasks.gene_classification import DEFAULT_METHODS, NEEDS_CELLS, classify_genes
 from cellshift.tasks.gene_label_table import gene_labels
+from cellshift.training import ClassifierSettings
 
 BUNDLED_LABELS = "dosage"
+FINETUNING = ClassifierSettings()
 OUTPUTS = {"scores": "scores.csv", "summary": "summary.csv", "predictions": "predictions.csv", "roc": "roc.png"}
 
 
@@ -45,15 +49,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="gene embeddings: pca,grn,family,random,model (default: pca,grn,family,random; model too with --model)",
     )
-    parser.add_argument("--model", default=None, help="model checkpoint directory, for the model embedding")
+    parser.add_argument(
+        "--model", default=None, help="model checkpoint directory, for the model embedding and --finetune"
+    )
     parser.add_argument(
         "--cells",
         default=None,
-        help="raw-count .h5ad for the pca and model embeddings (default: the bundled Kang 2018 PBMCs)",
+        help="raw-count .h5ad for pca, model and --finetune (default: the bundled Kang 2018 PBMCs)",
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds and the random embedding")
     parser.add_argument("--n-components", type=int, default=64, help="dimension of pca, grn, family, random")
+    group = parser.add_argument_group("fine-tuning (method model-finetuned)")
+    group.add_argument("--finetune", action="store_true", help="also fine-tune --model per fold (token classification)")
+    group.add_argument(
+        "--freeze-layers", type=int, default=FINETUNING.freeze_layers, help="lowest encoder layers kept frozen"
+    )
+    group.add_argument("--epochs", type=int, default=FINETUNING.epochs, help="passes over the training cells")
+    group.add_argument("--max-steps", type=int, default=FINETUNING.max_steps, help="stop after N steps instead")
+    group.add_argument("--learning-rate", type=float, default=FINETUNING.learning_rate, help="AdamW, constant")
     parser.add_argument("--out", required=True, help="folder for scores.csv, summary.csv, predictions.csv, roc.png")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
@@ -78,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     labels = gene_labels(None if args.labels in (None, BUNDLED_LABELS) else args.labels, positive=args.positive)
     print(labels.summary())
     cells = None
-    if any(method in NEEDS_CELLS for method in methods):
+    if args.finetune or any(method in NEEDS_CELLS for method in methods):
         cells = ad.read_h5ad(args.cells) if args.cells else kang2018_pbmc()
     result = classify_genes(
         labels,
@@ -88,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         n_folds=args.folds,
         seed=args.seed,
         n_components=args.n_components,
+        finetune=args.finetune,
+        finetune_settings=ClassifierSettings(
+            freeze_layers=args.freeze_layers,
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            learning_rate=args.learning_rate,
+        ),
     )
     for name in ("scores", "summary", "predictions"):
         write_csv_atomic(getattr(result, name), paths[name], args.overwrite)

@@ -29,9 +29,10 @@ from tqdm.auto import tqdm
 
 from cellshift.data import check_raw_counts
 from cellshift.tasks.annotation_metrics import confusion_counts, per_class_scores, score_predictions
+from cellshift.tasks.cell_classifier import CellClassifier
 from cellshift.tasks.cell_labels import apply_label_map, query_labels, reference_labels
 from cellshift.tasks.cell_splits import cell_folds, holdout_split
-from cellshift.tasks.classifiers import CellClassifier, load_classifier, make_classifier
+from cellshift.tasks.classifiers import load_classifier, make_classifier
 from cellshift.tasks.gene_alignment import GeneAlignment, align_to_reference
 
 
@@ -104,14 +105,15 @@ def annotate(
         Cells with raw counts to label; labels in ``obs[settings.query_label_key or label_key]``
         are scored when present.
     settings
-        :class:`AnnotationSettings`: methods (``logreg-pca``, ``model-frozen``, ``celltypist``),
+        :class:`AnnotationSettings`: methods (``logreg-pca``, ``logreg``, ``model-frozen``, ``model``, ``celltypist``),
         split (``split_key`` = donor column; ``n_folds`` for cross-validation), seed, ``key_added``.
     label_map
         Label -> shared name, applied to reference and query labels.
     classifier
         Folder of a classifier saved before: label ``query`` with it instead of training.
     method_options
-        Options of the classifiers (e.g. ``model`` for ``model-frozen``, ``device``).
+        Options of the classifiers (e.g. ``model`` for ``model-frozen`` and ``model``, ``device``;
+        ``model``'s fine-tuning options in :class:`cellshift.tasks.finetuned_classifier.ModelFinetuned`).
     query_species, reference_species
         ``human`` / ``mouse``; detected from gene names when not given.
     progress
@@ -171,9 +173,9 @@ def _label_query(query, fitted, settings, label_map, query_species, reference_sp
 def _cross_validate(reference, labels, settings, options, progress) -> AnnotationResult:
     """Held-out or cross-validated predictions of the reference's own cells.
 
-    Each method computes the features of all reference cells once (they are per cell); each fold
-    fits a new classifier on its training rows. The classifier returned per method is fitted on
-    the whole reference, ready to label new files.
+    Each method computes the features of all reference cells once (they are per cell; for
+    ``model``, the cells themselves); each fold fits a new classifier on its training rows. The
+    classifier returned per method is fitted on the whole reference, ready to label new files.
     """
     folds = list(_folds(reference, labels, settings))
     names = reference.obs_names.astype(str)

@@ -13,6 +13,8 @@ so a fitted one can label later files:
   0.98 to 0.58 (it inflates genes that are noise in the other species);
 - ``model-frozen``: the foundation model's cell embeddings (mean of the penultimate layer over
   gene tokens, :func:`cellshift.embed.embed_model`), scaled, logistic regression;
+- ``model``: the foundation model fine-tuned with a linear head on that same embedding
+  (:mod:`cellshift.tasks.finetuned_classifier`);
 - ``celltypist``: CellTypist (Dominguez Conde et al. 2022) trained on the same reference, the
   peer users already know (optional extra ``celltypist``).
 
@@ -23,10 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
 
 import anndata as ad
 import joblib
@@ -37,73 +36,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cellshift.data import log_normalized
 from cellshift.embed import embed_model
+from cellshift.tasks.cell_classifier import SETTINGS_FILE, CellClassifier, expression
+from cellshift.tasks.finetuned_classifier import ModelFinetuned
 
 MAX_COMPONENTS = 50
 MAX_ITER = 2000
-SETTINGS_FILE = "settings.json"
-
-
-class CellClassifier(ABC):
-    """Learns cell labels from raw-count cells; subclasses say how cells become features.
-
-    Features are computed cell by cell (normalisation and embeddings depend on the cell only),
-    so cross-validation computes them once and fits each fold on its rows
-    (:meth:`fit_features`, :meth:`proba_from_features`).
-    """
-
-    name: ClassVar[str]
-
-    def __init__(self, *, seed: int = 0, **options) -> None:
-        self.seed = seed
-        self.options = options
-        self.genes: list[str] = []
-        self.classes: list[str] = []
-
-    def fit(self, cells: ad.AnnData, labels: pd.Series) -> CellClassifier:
-        """Learn ``labels`` (one per cell, in order) from ``cells``; returns itself."""
-        self.genes = [str(g) for g in cells.var_names]
-        return self.fit_features(self.features(cells), labels)
-
-    def fit_features(self, features: np.ndarray, labels: pd.Series) -> CellClassifier:
-        """Learn ``labels`` from features of :meth:`features` (``genes`` must be set); returns itself."""
-        self.classes = sorted(pd.unique(labels.astype(str)))
-        self._fit(features, labels.astype(str).to_numpy())
-        return self
-
-    def predict_proba(self, cells: ad.AnnData) -> pd.DataFrame:
-        """Class probabilities: cells x classes (columns in :attr:`classes` order), rows = ``obs_names``."""
-        return self.proba_from_features(self.features(cells), cells.obs_names.astype(str))
-
-    def proba_from_features(self, features: np.ndarray, cell_names: Sequence[str]) -> pd.DataFrame:
-        """Class probabilities from features of :meth:`features`, as in :meth:`predict_proba`."""
-        return pd.DataFrame(self._predict_proba(features), index=list(cell_names), columns=self.classes)
-
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``settings.json`` and the fitted weights into ``folder`` (created)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self._save_weights(folder)
-        settings = {"method": self.name, "seed": self.seed, "options": self.options, "genes": self.genes}
-        (folder / SETTINGS_FILE).write_text(json.dumps({**settings, "classes": self.classes}, indent=1) + "\n")
-        return folder
-
-    @abstractmethod
-    def features(self, cells: ad.AnnData) -> np.ndarray:
-        """Cells x features, computed cell by cell over :attr:`genes`."""
-
-    @abstractmethod
-    def _fit(self, features: np.ndarray, labels: np.ndarray) -> None: ...
-
-    @abstractmethod
-    def _predict_proba(self, features: np.ndarray) -> np.ndarray: ...
-
-    @abstractmethod
-    def _save_weights(self, folder: Path) -> None: ...
-
-    @abstractmethod
-    def _load_weights(self, folder: Path) -> None: ...
 
 
 class _SklearnClassifier(CellClassifier):
@@ -154,7 +92,8 @@ class Logreg(_SklearnClassifier):
 class ModelFrozen(_SklearnClassifier):
     """Frozen foundation-model cell embeddings (penultimate layer, mean over genes) -> logistic regression.
 
-    Options: ``model`` (model directory, required), ``batch_size``, ``device``, ``progress``.
+    Options: ``model`` (model directory, required), ``batch_size``, ``max_length`` (tokens per cell;
+    default: the model's input size), ``device``, ``progress``.
     """
 
     name = "model-frozen"
@@ -168,6 +107,7 @@ class ModelFrozen(_SklearnClassifier):
             work,
             self.options["model"],
             batch_size=self.options.get("batch_size", 64),
+            max_length=self.options.get("max_length"),
             device=self.options.get("device"),
             key_added="X_annotation",
             progress=self.options.get("progress", False),
@@ -218,7 +158,7 @@ class CellTypist(CellClassifier):
 
 
 CLASSIFIERS: dict[str, type[CellClassifier]] = {
-    method.name: method for method in (LogregPCA, Logreg, ModelFrozen, CellTypist)
+    method.name: method for method in (LogregPCA, Logreg, ModelFrozen, ModelFinetuned, CellTypist)
 }
 
 
@@ -240,17 +180,6 @@ def load_classifier(folder: str | os.PathLike, **options) -> CellClassifier:
     classifier.genes, classifier.classes = settings["genes"], settings["classes"]
     classifier._load_weights(folder)
     return classifier
-
-
-def expression(cells: ad.AnnData, genes: list[str]) -> np.ndarray:
-    """Log-normalised expression of ``cells`` as a dense float32 matrix over ``genes`` (absent genes: 0)."""
-    normalized = log_normalized(cells)
-    values = normalized.X.toarray() if hasattr(normalized.X, "toarray") else np.asarray(normalized.X)
-    columns = pd.Index(normalized.var_names.astype(str)).get_indexer(genes)
-    features = np.zeros((cells.n_obs, len(genes)), dtype=np.float32)
-    present = columns >= 0
-    features[:, present] = values[:, columns[present]]
-    return features
 
 
 def _import_celltypist():

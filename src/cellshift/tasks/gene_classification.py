@@ -1,4 +1,4 @@
-"""Gene classification from gene embeddings: Geneformer's dosage-sensitivity task as a linear probe.
+"""Gene classification: Geneformer's dosage-sensitivity task as a linear probe on gene embeddings, or by fine-tuning.
 
 Theodoris et al. 2023 (Geneformer) fine-tune the model to tell dosage-sensitive from
 dosage-insensitive transcription factors (labels from Ni et al. 2019) and report AUROC 0.91 with
@@ -11,7 +11,10 @@ embedding of :func:`cellshift.embed.gene_embedding` in turn (``pca``, ``grn``, `
   exactly one fold and never in the training and test part of one fold.
 - **Classifier:** ``StandardScaler`` then ``LogisticRegression`` (L2 penalty, ``C = 1``, lbfgs),
   fitted on the training genes of each fold. A linear model on standardised dimensions keeps the
-  comparison about what the embeddings hold rather than about the classifier's capacity.
+  comparison about what the embeddings hold rather than about the classifier's capacity. With
+  ``finetune=True`` the model itself is also fine-tuned on each fold's training genes, as
+  Geneformer does, and scored on the same folds as method ``model-finetuned``
+  (:mod:`cellshift.tasks.gene_finetuning`).
 - **Metrics per fold:** AUROC (``roc_auc_score``) and AUPRC (``average_precision_score``,
   ``sum_n (R_n - R_{n-1}) P_n``; a classifier at chance scores the positive fraction).
 - **Summary:** the mean over the ``k`` folds and a two-sided t-interval,
@@ -35,14 +38,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from cellshift.embed.gene_embeddings import GENE_EMBEDDINGS, gene_embedding
+from cellshift.tasks.gene_cross_validation import FoldPredictor, cross_validate, cross_validate_genes, linear_probe
+from cellshift.tasks.gene_finetuning import FINETUNED, finetuning_predictor, finetuning_settings, genes_in_cells
 from cellshift.tasks.gene_label_table import GeneLabels, gene_labels
+from cellshift.training import ClassifierSettings
+
+__all__ = ["GeneClassification", "classify_genes", "cross_validate", "embedded_genes", "summarize", "t_interval"]
 
 DEFAULT_METHODS = ("grn", "family", "random")
 NEEDS_CELLS = ("pca", "model")
@@ -84,8 +87,10 @@ def classify_genes(
     seed: int = 0,
     n_components: int = 64,
     confidence: float = 0.95,
+    finetune: bool = False,
+    finetune_settings: ClassifierSettings | None = None,
 ) -> GeneClassification:
-    """Score how well each gene embedding separates two classes of genes (cross-validated linear probe).
+    """Score how well each gene embedding (and, with ``finetune``, the fine-tuned model) separates two classes of genes.
 
     See the module docstring for the split, classifier, metrics and interval.
 
@@ -110,33 +115,54 @@ def classify_genes(
         Dimension of ``pca``, ``grn``, ``family`` and ``random``.
     confidence
         Coverage of the t-interval over folds.
+    finetune
+        Also fine-tune the model (``model_dir``) on each fold's training genes in the context of
+        ``cells`` and score it as method ``model-finetuned`` (:mod:`cellshift.tasks.gene_finetuning`).
+    finetune_settings
+        Its settings (default ``ClassifierSettings()``); their seed is replaced by ``seed``.
 
     Returns
     -------
     GeneClassification
         Per-fold scores, the summary per method and the out-of-fold predictions.
     """
-    _check_request(methods, cells, model_dir, n_folds)
+    _check_request(methods, cells, model_dir, n_folds, finetune)
     if not isinstance(labels, GeneLabels):
         labels = gene_labels(labels, positive=positive)
     model_dir = None if model_dir is None else str(model_dir)
     inputs = {"cells": cells, "model_dir": model_dir, "n_components": n_components, "seed": seed}
-    scores, predictions = [], []
-    for method in dict.fromkeys(methods):
-        embedded, vectors = embedded_genes(labels, method, **inputs)
-        is_positive = (embedded["label"] == labels.positive).to_numpy()
-        _check_coverage(method, is_positive, n_folds)
-        method_scores, folds, probabilities = cross_validate(vectors, is_positive, n_folds=n_folds, seed=seed)
-        method_scores.insert(0, "method", method)
-        scores.append(method_scores)
-        predictions.append(
-            embedded.assign(method=method, fold=folds, is_positive=is_positive, probability=probabilities)
-        )
-    scores = pd.concat(scores, ignore_index=True)
-    predictions = pd.concat(predictions, ignore_index=True)
+    all_methods = [*dict.fromkeys(methods), *([FINETUNED] if finetune else [])]
+    results = [_score_method(labels, method, n_folds, inputs, finetune_settings) for method in all_methods]
+    scores = pd.concat([method_scores for method_scores, _ in results], ignore_index=True)
+    predictions = pd.concat([method_predictions for _, method_predictions in results], ignore_index=True)
     predictions = predictions[["gene", "symbol", "method", "fold", "label", "is_positive", "probability"]]
     summary = summarize(scores, predictions, n_labelled=len(labels.table), confidence=confidence)
     return GeneClassification(scores, summary, predictions, labels)
+
+
+def _score_method(
+    labels: GeneLabels, method: str, n_folds: int, inputs: dict, settings: ClassifierSettings | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One method's per-fold scores and out-of-fold predictions (``method`` column first in the scores)."""
+    embedded, predict_fold = _fold_predictor(labels, method, inputs, settings)
+    is_positive = (embedded["label"] == labels.positive).to_numpy()
+    _check_coverage(method, is_positive, n_folds)
+    scores, folds, probabilities = cross_validate_genes(predict_fold, is_positive, n_folds=n_folds, seed=inputs["seed"])
+    scores.insert(0, "method", method)
+    predictions = embedded.assign(method=method, fold=folds, is_positive=is_positive, probability=probabilities)
+    return scores, predictions
+
+
+def _fold_predictor(
+    labels: GeneLabels, method: str, inputs: dict, settings: ClassifierSettings | None
+) -> tuple[pd.DataFrame, FoldPredictor]:
+    """The labelled genes a method covers, and how it predicts the test genes of a fold from the training genes."""
+    if method == FINETUNED:
+        settings = finetuning_settings(settings, inputs["seed"])
+        genes = genes_in_cells(labels, inputs["cells"], inputs["model_dir"], settings.max_length)
+        return genes, finetuning_predictor(genes, labels.positive, inputs["cells"], inputs["model_dir"], settings)
+    genes, vectors = embedded_genes(labels, method, **inputs)
+    return genes, linear_probe(vectors, (genes["label"] == labels.positive).to_numpy())
 
 
 def embedded_genes(labels: GeneLabels, method: str, **inputs) -> tuple[pd.DataFrame, np.ndarray]:
@@ -172,48 +198,6 @@ def embedded_genes(labels: GeneLabels, method: str, **inputs) -> tuple[pd.DataFr
         covered.append(gene in embedding.index or symbol in embedding.index)
     vectors = embedding.loc[rows].to_numpy(dtype=np.float64)
     return table.loc[np.array(covered, dtype=bool)].reset_index(drop=True), vectors
-
-
-def cross_validate(
-    vectors: np.ndarray, is_positive: np.ndarray, *, n_folds: int = 5, seed: int = 0
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Stratified k-fold scores of a scaled logistic regression on gene vectors.
-
-    Parameters
-    ----------
-    vectors
-        Genes x dimensions.
-    is_positive
-        Whether each gene belongs to the positive class.
-    n_folds
-        Number of folds.
-    seed
-        Seed of the shuffled fold assignment.
-
-    Returns
-    -------
-    scores : pandas.DataFrame
-        One row per fold: ``fold, n_train, n_test, n_test_positive, auroc, auprc``.
-    folds : numpy.ndarray
-        The fold in which each gene was tested.
-    probabilities : numpy.ndarray
-        Each gene's out-of-fold probability of the positive class.
-    """
-    is_positive = np.asarray(is_positive, dtype=bool)
-    folds = np.full(len(is_positive), -1)
-    probabilities = np.full(len(is_positive), np.nan)
-    rows = []
-    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (train, test) in enumerate(splitter.split(vectors, is_positive)):
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
-        classifier.fit(vectors[train], is_positive[train])
-        probabilities[test] = classifier.predict_proba(vectors[test])[:, 1]
-        folds[test] = fold
-        truth, predicted = is_positive[test], probabilities[test]
-        auroc, auprc = roc_auc_score(truth, predicted), average_precision_score(truth, predicted)
-        rows.append([fold, len(train), len(test), int(truth.sum()), auroc, auprc])
-    columns = ["fold", "n_train", "n_test", "n_test_positive", "auroc", "auprc"]
-    return pd.DataFrame(rows, columns=columns), folds, probabilities
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -264,10 +248,14 @@ def summarize(
 
 
 def _check_request(
-    methods: Sequence[str], cells: ad.AnnData | None, model_dir: str | os.PathLike | None, n_folds: int
+    methods: Sequence[str], cells: ad.AnnData | None, model_dir: str | os.PathLike | None, n_folds: int, finetune: bool
 ) -> None:
     """Refuse unknown methods, missing inputs and too few folds before any embedding is computed."""
-    if not methods:
+    if finetune and (cells is None or model_dir is None):
+        raise ValueError(
+            "fine-tuning needs raw-count cells (cells=, --cells) and a model directory (model_dir=, --model)"
+        )
+    if not methods and not finetune:
         raise ValueError(f"no gene embedding given; choose from {', '.join(GENE_EMBEDDINGS)}")
     unknown = [method for method in methods if method not in GENE_EMBEDDINGS]
     if unknown:

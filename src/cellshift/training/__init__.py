@@ -1,5 +1,11 @@
-"""Pre-training (masking, length-grouped batches, loop, checkpoints) and contrastive fine-tuning."""
+"""Pre-training (masking, length-grouped batches, loop, checkpoints), contrastive and classification fine-tuning."""
 
+from cellshift.training.classification import (
+    ClassifierResult,
+    ClassifierSettings,
+    finetune_cell_classifier,
+    finetune_gene_classifier,
+)
 from cellshift.training.contrastive import FinetuneResult, FinetuneSettings, finetune
 from cellshift.training.corpora import TrainingCells, open_corpora
 from cellshift.training.masking import choose_positions, corrupt
@@ -8,6 +14,8 @@ from cellshift.training.pretraining import PretrainResult, PretrainSettings, pre
 from cellshift.training.sampler import LengthGroupedBatchSampler
 
 __all__ = [
+    "ClassifierResult",
+    "ClassifierSettings",
     "FinetuneResult",
     "FinetuneSettings",
     "LengthGroupedBatchSampler",
@@ -20,6 +28,8 @@ __all__ = [
     "contrastive_loss",
     "corrupt",
     "finetune",
+    "finetune_cell_classifier",
+    "finetune_gene_classifier",
     "open_corpora",
     "pretrain",
 ]

@@ -47,6 +47,7 @@ from cellshift.training.loop import (
     TRAINING_DIR,
     LossLog,
     Position,
+    check_model_directories,
     is_due,
     mixed_precision,
     optimizer_steps,
@@ -222,7 +223,7 @@ def finetune(
     """
     settings = settings or FinetuneSettings()
     model_dir, out = Path(model), Path(out)
-    _check_directories(model_dir, out)
+    check_model_directories(model_dir, out)
     training_dir = out / TRAINING_DIR
     chosen = choose_cells(
         adata,
@@ -317,16 +318,6 @@ def _train(
     epochs_completed = position.epoch + position.batches_done / len(pairs)
     seconds = time.perf_counter() - started
     return FinetuneResult(out, training_dir / LOSS_LOG, position.step, epochs_completed, pairs_seen, seconds)
-
-
-def _check_directories(model_dir: Path, out: Path) -> None:
-    """The pre-trained model must be a saved model and must not be overwritten by the fine-tuned one."""
-    if out.resolve() == model_dir.resolve():
-        raise ValueError(f"--out {out} is the pre-trained model's directory; write the fine-tuned model elsewhere")
-    if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(
-            f"{model_dir} holds no saved model (config.json); pass a `cellshift pretrain` directory"
-        )
 
 
 def _log_row(

@@ -6,7 +6,8 @@ A run writes into its model directory ``out``:
   ``max_steps`` and ``epochs`` may change, to train longer);
 - ``training/loss.csv``: one row per logged step, with columns named by the objective;
 - ``training/checkpoints/step-00000100/``: weights, optimizer, scheduler, position and random
-  generator states (:mod:`cellshift.training.checkpoints`), the newest ``keep_last`` kept;
+  generator states (:mod:`cellshift.training.checkpoints`), plus any files of the objective's own
+  state (e.g. early stopping's best weights), the newest ``keep_last`` kept;
 - the final model (``save_pretrained``: config, weights, gene table) in ``out`` itself.
 
 A run advances by optimizer steps through epochs of batches. Its :class:`Position` (steps taken,
@@ -51,6 +52,16 @@ def mixed_precision(choice: str) -> str:
     if choice not in ("bf16", "fp16", "no"):
         raise ValueError(f"mixed_precision must be auto, bf16, fp16 or no, got {choice!r}")
     return choice
+
+
+def check_model_directories(model_dir: Path, out: Path) -> None:
+    """The pre-trained model must be a saved model and must not be overwritten by the fine-tuned one."""
+    if out.resolve() == model_dir.resolve():
+        raise ValueError(f"--out {out} is the pre-trained model's directory; write the fine-tuned model elsewhere")
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(
+            f"{model_dir} holds no saved model (config.json); pass a `cellshift pretrain` directory"
+        )
 
 
 def prepare_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool) -> None:
@@ -188,7 +199,7 @@ def resume_run(training_dir: Path, accelerator: Accelerator, model, optimizer, s
     Position
         Where the checkpoint was written.
     """
-    newest = list_checkpoints(training_dir / CHECKPOINTS_DIR)[-1]
+    newest = newest_checkpoint(training_dir)
     state = load_checkpoint(
         newest,
         model=accelerator.unwrap_model(model),
@@ -201,10 +212,26 @@ def resume_run(training_dir: Path, accelerator: Accelerator, model, optimizer, s
     return position
 
 
+def newest_checkpoint(training_dir: Path) -> Path:
+    """The newest complete checkpoint of a run (the one :func:`resume_run` loads)."""
+    return list_checkpoints(training_dir / CHECKPOINTS_DIR)[-1]
+
+
 def save_checkpoint(
-    training_dir: Path, position: Position, model, optimizer, scheduler, keep_last: int, accelerator: Accelerator
+    training_dir: Path,
+    position: Position,
+    model,
+    optimizer,
+    scheduler,
+    keep_last: int,
+    accelerator: Accelerator,
+    write_extra: Callable[[Path], None] | None = None,
 ) -> None:
-    """Write a checkpoint from every process (each its random generators), then publish it from the main process."""
+    """Write a checkpoint from every process (each its random generators), then publish it from the main process.
+
+    ``write_extra(folder)``, when given, writes the objective's own state into the checkpoint folder
+    from the main process before it is published (read back from :func:`newest_checkpoint`).
+    """
     temporary = temporary_checkpoint_dir(training_dir / CHECKPOINTS_DIR, position.step)
     accelerator.wait_for_everyone()
     write_checkpoint_parts(
@@ -216,6 +243,8 @@ def save_checkpoint(
         rank=accelerator.process_index,
         is_main=accelerator.is_main_process,
     )
+    if accelerator.is_main_process and write_extra is not None:
+        write_extra(temporary)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         publish_checkpoint(temporary, keep_last)
