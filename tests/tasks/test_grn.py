@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
+from cellshift.cli import main
 from cellshift.data.gene_table import GeneTable
 from cellshift.datasets import kang2018_pbmc
 from cellshift.models import CellshiftModel, config_from_preset
@@ -89,3 +90,13 @@ def test_a_model_trained_with_the_grn_prior_is_not_scored_against_its_networks(k
     model = tiny_model(kang, prior_dims={"grn": 4})
     with pytest.raises(ValueError, match="circular"):
         infer_grn(kang, model, settings=GrnSettings(methods=("model",)), device="cpu", progress=False)
+
+
+def test_command_line_writes_edges_metrics_and_curves(kang, tmp_path):
+    tiny_model(kang).save_pretrained(tmp_path / "model")
+    kang.write_h5ad(tmp_path / "cells.h5ad")
+    argv = ["grn", str(tmp_path / "cells.h5ad"), "--model", str(tmp_path / "model"), "--methods", "correlation,family"]
+    assert main([*argv, "--reference", "trrust", "--top-edges", "50", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert len(pd.read_csv(tmp_path / "out" / "edges.csv")) == 100
+    assert (tmp_path / "out" / "pr_curves.png").exists()
+    assert pd.read_csv(tmp_path / "out" / "metrics.csv")["reference"].tolist() == ["trrust", "trrust"]

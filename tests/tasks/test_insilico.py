@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
+from cellshift.cli import main
 from cellshift.data.gene_table import GeneTable
 from cellshift.datasets import kang2018_pbmc
 from cellshift.models import CellshiftModel, config_from_preset
@@ -138,3 +139,15 @@ def test_a_corpus_of_another_vocabulary_is_refused(kang, tiny_model, tmp_path):
     tokenize(kang, tmp_path / "corpus", gene_table=table, min_genes=1, progress=False)
     with pytest.raises(ValueError, match="vocabulary"):
         load_cells(tmp_path / "corpus", tiny_model)
+
+
+def test_command_line_writes_the_tables_and_figure(kang, tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "model")
+    kang.write_h5ad(tmp_path / "cells.h5ad")
+    argv = ["insilico", str(tmp_path / "cells.h5ad"), "--model", str(tmp_path / "model"), "--genes", "LYZ,CD74,XYZ1"]
+    argv += ["--start-state", "cluster_id=CD14+ Monocytes", "--goal-state", "cluster_id=B cells", "--max-cells", "5"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"shifts.csv", "per_cell.csv", "directions.csv", "skipped.csv", "shifts.png", "parts"} <= written
+    assert pd.read_csv(tmp_path / "out" / "skipped.csv")["gene"].tolist() == ["XYZ1"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--quiet"]) == 2  # outputs exist: refused
