@@ -77,13 +77,16 @@ def test_reference_files_and_bundled_networks(tmp_path):
 
 
 def test_grn_table_flags_the_circular_prior(kang):
-    settings = GrnSettings(methods=("model", "correlation", "random", "grn"), max_cells=40, n_components=8)
+    methods = ("model", "deletion", "correlation", "random", "grn")
+    settings = GrnSettings(methods=methods, max_cells=40, n_components=8, max_tfs=2, deletion_cells=3)
     result = infer_grn(kang, tiny_model(kang), settings=settings, device="cpu", progress=False)
     metrics = result.metrics.set_index(["method", "reference"])
-    assert len(metrics) == 8 and metrics["circular"].sum() == 2
+    assert len(metrics) == 10 and metrics["circular"].sum() == 2
     assert metrics.loc[("grn", "trrust"), "circular"] and not metrics.loc[("model", "trrust"), "circular"]
     assert metrics["auroc"].between(0, 1).all() and (metrics["n_candidates"].nunique() == 2)
-    assert set(result.edges["method"]) == {"model", "correlation", "random", "grn"}
+    assert set(result.edges["method"]) == set(methods)
+    deletion = result.edges[result.edges["method"] == "deletion"]
+    assert deletion["tf"].nunique() <= 2 and (deletion["score"] > -1e-5).all()  # 1 - cos, up to rounding
 
 
 def test_a_model_trained_with_the_grn_prior_is_not_scored_against_its_networks(kang):

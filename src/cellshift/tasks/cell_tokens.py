@@ -133,7 +133,7 @@ def resolve_genes(genes: list[str], model: CellshiftModel, species: str) -> tupl
     Parameters
     ----------
     genes
-        Gene names as the user wrote them.
+        Gene names as the user wrote them; a vocabulary token (human Ensembl ID) is taken as it is.
     model
         The model whose gene table holds the vocabulary (human Ensembl IDs).
     species
@@ -147,15 +147,20 @@ def resolve_genes(genes: list[str], model: CellshiftModel, species: str) -> tupl
         ``gene, reason`` for the names that map to no vocabulary token.
     """
     names = list(dict.fromkeys(map(str, genes)))
-    mapping, _ = resolve_to_human_ensembl(names, species=species)
-    found, skipped = {}, []
-    for name, ensembl in zip(mapping.source, mapping.target, strict=True):
-        token = model.gene_table.token_id(ensembl) if ensembl is not None else None
-        if token is None:
-            reason = "unknown gene name" if ensembl is None else "not in the model's vocabulary"
-            skipped.append({"gene": name, "reason": reason})
-        else:
-            found[name] = token
+    table = model.gene_table
+    direct = {name: table.token_id(name) for name in names if table.token_id(name) is not None}
+    others = [name for name in names if name not in direct]
+    mapped, skipped = {}, []
+    if others:
+        mapping, _ = resolve_to_human_ensembl(others, species=species)
+        for name, ensembl in zip(mapping.source, mapping.target, strict=True):
+            token = table.token_id(ensembl) if ensembl is not None else None
+            if token is None:
+                reason = "unknown gene name" if ensembl is None else "not in the model's vocabulary"
+                skipped.append({"gene": name, "reason": reason})
+            else:
+                mapped[name] = token
+    found = {name: direct.get(name, mapped.get(name)) for name in names if name in direct or name in mapped}
     return found, pd.DataFrame(skipped, columns=["gene", "reason"])
 
 

@@ -37,8 +37,8 @@ from cellshift.models import CellshiftModel
 from cellshift.tasks.cell_tokens import CellSource, load_cells, token_symbols
 from cellshift.tasks.gene_contexts import contextual_sums, correlation, expression_matrix
 from cellshift.tasks.grn_scoring import REFERENCES, candidate_pairs, load_reference, score_edges
-from cellshift.tasks.insilico import InsilicoSettings, insilico_perturb
 from cellshift.tasks.insilico_plan import expressed_genes, presence_matrix
+from cellshift.tasks.insilico_run import RunPlan, run_perturbations
 
 GRN_METHODS = ("model", "deletion", "correlation", "random", "grn", "family")
 MODEL_METHODS = ("model", "deletion")
@@ -132,7 +132,7 @@ def infer_grn(
         raise ValueError("no TF of the bundled TF list is expressed in the cells")
     edges = {}
     for method in tqdm(settings.methods, desc="GRN methods", disable=not progress):
-        edges[method] = _edges(method, encoder, sources, rows, inputs, symbols, tfs, settings, progress)
+        edges[method] = _edges(method, encoder, sources, rows, symbols, tfs, settings)
     return _score(edges, list(symbols), tfs, settings)
 
 
@@ -168,14 +168,14 @@ def _subsample(n_cells: int, settings: GrnSettings, index: int) -> np.ndarray:
     return np.sort(rng.choice(rows, settings.max_cells, replace=False))
 
 
-def _edges(method, encoder, sources, rows, inputs, symbols, tfs, settings, progress) -> pd.DataFrame:
+def _edges(method, encoder, sources, rows, symbols, tfs, settings) -> pd.DataFrame:
     """One method's ``tf, target, score`` edges."""
     if method == "model":
         return embedding_edges(_contextual_means(encoder, sources, rows, symbols, settings), tfs)
     if method == "correlation":
         return _correlation_edges(sources, rows, symbols, tfs, encoder.config.vocab_size)
     if method == "deletion":
-        return _deletion_edges(encoder, inputs, tfs, settings, progress)
+        return _deletion_edges(encoder, sources, rows, symbols, tfs, settings)
     if method == "random":
         table = random_gene_embedding(list(symbols), n_components=settings.n_components, seed=settings.seed)
     elif method == "grn":
@@ -223,25 +223,51 @@ def _correlation_edges(sources, rows, symbols: pd.Series, tfs: list[str], vocab_
     return _edge_table(tfs, list(symbols), np.abs(r))
 
 
-def _deletion_edges(encoder, inputs, tfs: list[str], settings: GrnSettings, progress: bool) -> pd.DataFrame:
-    """Delete each TF in silico; a gene's score is its contextual-embedding shift, averaged over every input's cells."""
+def _deletion_edges(encoder, sources, rows_per_input, symbols: pd.Series, tfs, settings) -> pd.DataFrame:
+    """Delete each TF in silico; a gene's score is its contextual-embedding shift, averaged over the cells.
+
+    In every input, up to ``deletion_cells`` of the chosen cells expressing at least one of the TFs
+    are perturbed (seeded); each TF is deleted in the cells that express it.
+    """
     chosen = tfs[: settings.max_tfs] if settings.max_tfs else tfs
-    options = InsilicoSettings(
+    token_of = pd.Series(symbols.index, index=symbols.to_numpy())
+    tokens = np.asarray([token_of[tf] for tf in chosen])
+    plan = RunPlan(
+        perturbations={i: (int(t),) for i, t in enumerate(tokens)},
         operation="delete",
+        shift=0.25,
         n_null=0,
+        null_window=0.05,
+        excluded=tokens,
+        absent_pool=tokens,
+        states={},
         affected=True,
-        max_cells=settings.deletion_cells,
         batch_size=settings.batch_size,
-        max_passes=10**9,
+        cell_layer=-2,
+        gene_layer=settings.model_layer,
         seed=settings.seed,
     )
     tables = []
-    for item in inputs:
-        result = insilico_perturb(item, encoder, genes=chosen, settings=options, progress=progress)
-        tables.append(result.affected.assign(weighted=lambda t: t["shift"] * t["n_cells"]))
-    joined = pd.concat(tables).groupby(["gene", "affected_symbol"], as_index=False)[["weighted", "n_cells"]].sum()
-    joined["score"] = joined["weighted"] / joined["n_cells"]
-    return joined.rename(columns={"gene": "tf", "affected_symbol": "target"})[["tf", "target", "score"]]
+    for index, (source, rows) in enumerate(zip(sources, rows_per_input, strict=True)):
+        presence = presence_matrix(source, rows)
+        inside = tokens[tokens < presence.shape[1]]
+        expressing = rows[np.asarray(presence[:, inside].sum(axis=1)).ravel() > 0]
+        if len(expressing) == 0:
+            continue  # no chosen TF is expressed in this input's cells
+        rng = np.random.default_rng([settings.seed, CELL_STREAM, 100 + index])
+        cells = np.sort(rng.permutation(expressing)[: settings.deletion_cells])
+        affected = run_perturbations(encoder, source, cells, plan).affected
+        tables.append(affected.assign(weighted=affected["shift"] * affected["n_cells"]))
+    joined = pd.concat(tables).groupby(["perturbation", "affected_token"], as_index=False)[["weighted", "n_cells"]]
+    joined = joined.sum()
+    joined = joined[joined["affected_token"].isin(symbols.index)]
+    return pd.DataFrame(
+        {
+            "tf": np.asarray(chosen)[joined["perturbation"].to_numpy()],
+            "target": symbols[joined["affected_token"]].to_numpy(),
+            "score": (joined["weighted"] / joined["n_cells"]).to_numpy(),
+        }
+    )
 
 
 def _score(edges: dict[str, pd.DataFrame], genes: list[str], tfs: list[str], settings: GrnSettings) -> GrnResult:
