@@ -18,6 +18,8 @@ import json
 import time
 from pathlib import Path
 
+from _markdown import markdown_table
+
 from cellshift.tasks import GrnSettings, infer_grn
 
 RESULTS = Path(__file__).parent / "results"
@@ -55,7 +57,7 @@ def main() -> None:
         "data; the same pairs for every method. circular: the grn prior embedding is built from DoRothEA A-C + TRRUST. "
         f"{seconds:.0f} s on the CPU.\n"
     )
-    markdown = table.to_markdown(index=False, floatfmt=".4f")
+    markdown = markdown_table(table, ".4f")
     (RESULTS / "grn.md").write_text(f"# GRN inference on the bundled corpora\n\n{markdown}\n{note}")
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _markdown import markdown_table
 
 from cellshift.datasets import kang2018_pbmc, papalexi2021
 from cellshift.embed._inference import load_encoder
@@ -144,7 +145,7 @@ def main() -> None:
         "a time = each cell with its variants as one forward pass (Geneformer's InSilicoPerturber). "
         "max_shift_difference: largest difference of a per-cell cosine shift between the two ways.\n"
     )
-    markdown = table.to_markdown(index=False, floatfmt=".3g")
+    markdown = markdown_table(table, ".3g")
     (RESULTS / "insilico.md").write_text(f"# In-silico perturbation throughput\n\n{markdown}\n{note}")
 
 

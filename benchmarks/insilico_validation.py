@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _markdown import markdown_table
 
 from cellshift.datasets import kang2018_pbmc, papalexi2021
 from cellshift.embed.model_cells import embed_model
@@ -124,9 +125,9 @@ def main() -> None:
         "# In-silico perturbation on real data\n",
         f"Model: `{args.model}`; seed {args.seed}.\n",
         f"## Papalexi: in-silico deletion vs real knock-out ({args.cells} control cells, {args.null} null draws)\n",
-        screen.to_markdown(index=False, floatfmt=".3f"),
+        markdown_table(screen, ".3f"),
         f"\n## Kang: over-expression in CD14+ monocytes toward B cells ({len(pbmc)} candidate genes)\n",
-        markers.to_markdown(index=False, floatfmt=".2e"),
+        markdown_table(markers, ".2e"),
         "",
     ]
     (RESULTS / "insilico_validation.md").write_text("\n".join(text))

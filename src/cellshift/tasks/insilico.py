@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import anndata as ad
 import numpy as np
@@ -174,7 +174,7 @@ def insilico_perturb(
             indices = range(chunk * settings.chunk_size, min(len(perturbations), (chunk + 1) * settings.chunk_size))
             output = store.load(chunk)
             if output is None:
-                chunk_plan = RunPlan(**{**plan.__dict__, "perturbations": {i: perturbations[i][1] for i in indices}})
+                chunk_plan = replace(plan, perturbations={i: perturbations[i][1] for i in indices})
                 output = run_perturbations(encoder, source, rows, chunk_plan, bar)
                 store.save(chunk, output)
             outputs.append(output)
