@@ -18,6 +18,8 @@ from cellshift.pipelines.finetune import finetune_on_screen
 from cellshift.pipelines.screen_run import ScreenSettings
 from cellshift.tasks.annotation import AnnotationSettings
 from cellshift.tasks.gene_classification import classify_genes
+from cellshift.tasks.grn_inference import GrnSettings
+from cellshift.tasks.insilico import InsilicoSettings
 from cellshift.tokenize import compute_gene_medians, tokenize
 from cellshift.training import ClassifierSettings, FinetuneSettings, PretrainSettings, pretrain
 from cellshift.training.evaluation import evaluate_model_dir
@@ -37,6 +39,8 @@ WRAPPED = {
     "predict-benchmark": [benchmark],
     "annotate": [AnnotationSettings, ClassifierSettings],
     "classify-genes": [classify_genes, ClassifierSettings],
+    "insilico": [InsilicoSettings],
+    "grn": [GrnSettings],
     "screen": [ScreenSettings],
     "demo": [run_demo],
 }
@@ -49,6 +53,7 @@ ALIASES = {
     "folds": "n_folds",
     "umap": "umap_perturbations",
     "gene_set": "gene_sets",
+    "null": "n_null",
 }
 
 

@@ -29,6 +29,8 @@ COMMANDS = {
     "predict-benchmark": "predict the change of unseen knock-downs from gene embeddings, benchmarked against baselines",
     "annotate": "cell-type annotation from a labelled reference (within or across species), with baselines",
     "classify-genes": "how well gene embeddings separate two classes of genes (dosage-sensitive TFs by default)",
+    "insilico": "in-silico deletion / over-expression of genes: cell-embedding and goal-state shifts against a null",
+    "grn": "TF -> target networks from a model, scored against DoRothEA / TRRUST beside baselines",
     "screen": "whole screen: DEGs, split, fine-tuning, embeddings, distances, enrichment, figures, report.html",
     "demo": "run the main job on the bundled real data",
 }
