@@ -5,9 +5,13 @@ input file and return a small result (a shard's row count, a histogram); the cal
 back in order. The same task function runs on every backend:
 
 * ``local``: one worker runs the tasks in this process; more workers are spawned processes
-  (``concurrent.futures.ProcessPoolExecutor``). A worker that dies, for instance because the
-  calling script starts workers without an ``if __name__ == "__main__":`` guard, breaks the pool;
-  that is reported as an error naming the fix instead of waiting forever.
+  (``concurrent.futures.ProcessPoolExecutor``). A worker that dies breaks the pool, which is
+  reported as an error naming the likely fix instead of waiting forever. The common cause: a
+  script without an ``if __name__ == "__main__":`` guard, which every spawned worker imports
+  again, so that the worker tries to start workers of its own and dies. The initializer's
+  arguments (gene plans: often more than a pipe's 64 KiB) reach the workers through a file,
+  not the start-up pipe: Python writes that pipe while holding its read end open, so a worker
+  dying before it read a large start-up message would leave this process blocked on the write.
 * ``ray``: Ray's ``multiprocessing``-compatible pool, on the Ray instance ``ray.init`` connected to
   (a local one when none is running). Input files and the output directory must then be on a
   filesystem every Ray node sees.
@@ -17,6 +21,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -89,7 +96,11 @@ def run_tasks(
 
 def _run_in_processes(function, tasks, workers, initializer, initargs) -> Iterator:
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+    folder = tempfile.mkdtemp(prefix="cellshift-workers-")
+    start_file = os.path.join(folder, "initializer.pickle")
+    with open(start_file, "wb") as file:
+        pickle.dump((initializer, initargs), file)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_initialize_from, initargs=(start_file,))
     try:
         pending = {pool.submit(function, task) for task in tasks}
         while pending:
@@ -100,6 +111,14 @@ def _run_in_processes(function, tasks, workers, initializer, initargs) -> Iterat
         raise RuntimeError(DEAD_WORKER_MESSAGE) from error
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _initialize_from(start_file: str) -> None:
+    """Run the initializer pickled in ``start_file`` (in a new worker)."""
+    with open(start_file, "rb") as file:
+        initializer, initargs = pickle.load(file)
+    initializer(*initargs)
 
 
 def _run_on_ray(function, tasks, workers, initializer, initargs) -> Iterator:
