@@ -15,8 +15,8 @@ Rank-value encoding of raw-count ``.h5ad`` files into token-ID lists, gene table
   (``np.lexsort``), as cellshift does, so that both outputs can be compared exactly.
 * ``cellshift-w1`` / ``cellshift-w2`` / ``cellshift-auto``: ``cellshift.tokenize.tokenize(...,
   workers=1, 2 or "auto")``, which streams the file in blocks of rows; each worker writes its own
-  Arrow shards (token IDs only, like ``plain``). The compiled (numba) kernel.
-* ``numpy-w1``: the same with ``kernel="numpy"``, the pure-numpy fallback.
+  Arrow shards (token IDs only, like ``plain``); ``kernel="auto"`` (numba from 20,000 cells on).
+* ``numpy-w1``: one worker with ``kernel="numpy"``, the pure-numpy fallback.
 * ``previous-w1``: the cellshift of an earlier commit (``--previous-src``, a ``src`` folder, e.g.
   from ``git archive``), one process; it always wrote a ``values`` column too.
 
@@ -540,8 +540,8 @@ def case_label(case: str) -> str:
 def markdown(report: dict) -> str:
     machine = report["machine"]
     lines = [
-        "| case | cells | method | seconds | cells/s | peak RSS MiB | vs plain | vs previous |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| case | cells | method | seconds | CPU s | cells/s | peak RSS MiB | vs plain | vs previous |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in report["summary"]:
         mark = "~" if s["extrapolated"] else ""
@@ -551,7 +551,8 @@ def markdown(report: dict) -> str:
         previous_text = "" if previous is None else f"{previous:.1f}x"
         lines.append(
             f"| {case_label(s['case'])} | {s['cells']:,} | {s['method']}{' (extrapolated)' if mark else ''} "
-            f"| {mark}{s['seconds']:.2f} | {mark}{s['cells_per_s']:,.0f} | {mark}{s['peak_rss_mib']:,.0f} "
+            f"| {mark}{s['seconds']:.2f} | {'' if mark else format(s['cpu_seconds'], '.2f')} "
+            f"| {mark}{s['cells_per_s']:,.0f} | {mark}{s['peak_rss_mib']:,.0f} "
             f"| {speed_text} | {previous_text} |"
         )
     synthetic = [s for s in report["summary"] if s["case"].startswith("synthetic_")]

@@ -9,8 +9,7 @@ import pyarrow as pa
 import pytest
 from scipy import sparse
 
-from cellshift.tokenize import compute_gene_medians, load_corpus, rank_value_encode, tokenize
-from cellshift.tokenize import corpus as corpus_module
+from cellshift.tokenize import arrow, compute_gene_medians, load_corpus, rank_value_encode, tokenize
 from cellshift.tokenize.kernel import HAVE_NUMBA
 from cellshift.tokenize.pool import CELLS_PER_AUTO_WORKER, available_cpus, resolve_workers
 
@@ -109,7 +108,7 @@ def test_unguarded_script_with_workers_fails_clearly_instead_of_hanging(tmp_path
 
 def test_record_batches_stay_under_the_token_bound(tmp_path, monkeypatch, kang_small):
     reference = tokenize(kang_small, tmp_path / "a", min_genes=100, max_length=64, progress=False)
-    monkeypatch.setattr(corpus_module, "MAX_BATCH_TOKENS", 200)  # stands in for Arrow's 2**31 elements
+    monkeypatch.setattr(arrow, "MAX_BATCH_TOKENS", 200)  # stands in for Arrow's 2**31 elements
     bounded = tokenize(kang_small, tmp_path / "b", min_genes=100, max_length=64, progress=False)
     with pa.OSFile(str(bounded.path / bounded.metadata["shards"][0]["file"])) as source:
         batches = list(pa.ipc.open_stream(source))

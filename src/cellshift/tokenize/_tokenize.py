@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 import cellshift
 from cellshift.data.gene_table import GeneTable
 from cellshift.data.reading import CountReader
-from cellshift.tokenize.corpus import Corpus, CorpusWriter, arrow_type_of, corpus_schema
+from cellshift.tokenize.arrow import corpus_schema
+from cellshift.tokenize.corpus import Corpus, CorpusWriter, arrow_type_of
 from cellshift.tokenize.encode import DROP_REASONS, TokenizeSettings
 from cellshift.tokenize.plan import plan_genes
 from cellshift.tokenize.pool import resolve_workers, run_tasks
@@ -30,6 +31,7 @@ from cellshift.tokenize.shards import InputJob, RunSpec, ShardTask, encode_shard
 
 Input = str | os.PathLike | ad.AnnData
 RESERVED_COLUMNS = ("cell_id", "source", "input_ids", "values", "length", "species")
+KERNEL_MIN_CELLS = 20_000  # kernel="auto" uses numba from this many cells on
 TASKS_PER_WORKER = 4  # tasks (shards) per worker when several run, so that they finish together
 
 
@@ -92,7 +94,8 @@ def tokenize(
         ``ray.init`` connected to; inputs and ``out_dir`` on a shared filesystem).
     kernel
         ``auto``, ``numba`` or ``numpy``: the rank-value encoding implementation (identical
-        output; see :func:`~cellshift.tokenize.rank.rank_value_encode`).
+        output; see :func:`~cellshift.tokenize.rank.rank_value_encode`). ``auto`` takes numba
+        from 20,000 cells on (loading its compiled code costs ~0.5 s per process) when installed.
     chunk_size
         Cells read and encoded at a time.
     shard_size
@@ -124,7 +127,10 @@ def tokenize(
     readers = [CountReader(source, layer=layer) for source in sources]
     try:
         jobs = [_prepare_input(reader, i, table, obs_keys, gene_key, species) for i, reader in enumerate(readers)]
-        n_workers = resolve_workers(workers, sum(r.n_obs for r in readers))
+        n_cells = sum(r.n_obs for r in readers)
+        n_workers = resolve_workers(workers, n_cells)
+        if kernel == "auto" and n_cells < KERNEL_MIN_CELLS:
+            kernel = "numpy"
         schema = corpus_schema({key: arrow_type_of(readers[0].obs[key]) for key in obs_keys}, with_values=values)
         writer = CorpusWriter(out_dir, overwrite=overwrite)
         try:

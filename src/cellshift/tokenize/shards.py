@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cellshift.data.reading import CountReader
-from cellshift.tokenize.corpus import ShardWriter
+from cellshift.tokenize.arrow import ShardWriter
 from cellshift.tokenize.encode import DROP_REASONS, TokenizeSettings, encode_block
 from cellshift.tokenize.plan import GenePlan
 
