@@ -15,7 +15,7 @@ $(PY):
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test,scvi,celltypist]"
+	$(PY) -m pip install --quiet -e ".[test,scvi,celltypist,ray]"
 	touch $@
 
 demo: $(VENV)/.installed

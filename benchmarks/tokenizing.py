@@ -3,7 +3,7 @@
 What is measured
 ----------------
 Rank-value encoding of raw-count ``.h5ad`` files into token-ID lists, gene table
-``geneformer-gc30M``, at most 2,048 tokens per cell, ``min_genes=0``, three ways:
+``geneformer-gc30M``, at most 2,048 tokens per cell, ``min_genes=0``, these ways:
 
 * ``plain``: what Geneformer's tokenizer does, written here in full. ``anndata.read_h5ad`` loads
   the whole file; a dictionary (built once) gives each input gene its token and median; then,
@@ -13,9 +13,12 @@ Rank-value encoding of raw-count ``.h5ad`` files into token-ID lists, gene table
   Nothing is vectorised across cells. Sorting is Geneformer's ``np.argsort(-value)``; in the
   rare cells where two values are equal, the cell is sorted again with ties in ascending token ID
   (``np.lexsort``), as cellshift does, so that both outputs can be compared exactly.
-* ``cellshift-w1`` / ``cellshift-w2``: ``cellshift.tokenize.tokenize(..., workers=1 or 2)``, which
-  streams the file in blocks of rows and writes Arrow shards (it also writes a ``values`` column
-  that ``plain`` does not).
+* ``cellshift-w1`` / ``cellshift-w2`` / ``cellshift-auto``: ``cellshift.tokenize.tokenize(...,
+  workers=1, 2 or "auto")``, which streams the file in blocks of rows; each worker writes its own
+  Arrow shards (token IDs only, like ``plain``); ``kernel="auto"`` (numba from 20,000 cells on).
+* ``numpy-w1``: one worker with ``kernel="numpy"``, the pure-numpy fallback.
+* ``previous-w1``: the cellshift of an earlier commit (``--previous-src``, a ``src`` folder, e.g.
+  from ``git archive``), one process; it always wrote a ``values`` column too.
 
 Inputs: three bundled corpora (Kang PBMC, mouse pancreas, Papalexi) and generated files shaped
 like real data: 20,000 genes (the first 20,000 gene tokens of gc30M, Ensembl IDs), 1,000-3,000
@@ -46,8 +49,10 @@ Run
 ---
 ``.venv/bin/python benchmarks/tokenizing.py`` (all cases; ~15 min on 2 cores, ~5 GB of scratch files),
 ``--quick`` for a smoke test on small generated files, ``--cells 10000,100000,200000`` to choose
-the generated sizes. Results: ``benchmarks/results/tokenize.json`` and ``tokenize.md`` (``--quick``
-writes to ``benchmarks/_work/`` instead, leaving the real results alone).
+the generated sizes, ``--previous-src DIR`` to add the earlier cellshift. The numba kernel is
+compiled once before the measurements (its on-disk cache is then loaded by every run). Results:
+``benchmarks/results/tokenize.json`` and ``tokenize.md`` (``--quick`` writes to
+``benchmarks/_work/`` instead, leaving the real results alone).
 """
 
 import argparse
@@ -73,7 +78,7 @@ MAX_LENGTH = 2048
 TARGET_SUM = 10_000.0
 MIN_GENES = 0
 CHUNK_SIZE = 2048
-METHODS = ("plain", "cellshift-w1", "cellshift-w2")
+METHODS = ("plain", "previous-w1", "numpy-w1", "cellshift-w1", "cellshift-w2", "cellshift-auto")
 BUNDLED = ("kang2018_pbmc", "pancreas_mouse", "papalexi2021")
 SMALL_CASE = 20_000  # cases with at most this many cells are measured REPEATS_SMALL times, others REPEATS_LARGE
 REPEATS_SMALL = 3
@@ -272,17 +277,16 @@ def run_one(case: str, method: str) -> None:
     if method == "plain":
         kept = plain_tokenize(path, out_dir, phases)
     else:
-        workers = int(method.removeprefix("cellshift-w"))
         corpus = tokenize(
             path,
             out_dir,
             gene_table=GENE_TABLE,
             max_length=MAX_LENGTH,
             min_genes=MIN_GENES,
-            workers=workers,
             chunk_size=CHUNK_SIZE,
             overwrite=True,
             progress=False,
+            **method_options(method),
         )
         kept = corpus.n_cells
     seconds = time.perf_counter() - started
@@ -299,6 +303,15 @@ def run_one(case: str, method: str) -> None:
         "maxrss_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def method_options(method: str) -> dict:
+    """tokenize() options of a cellshift method name (``previous-w1`` knows only ``workers``)."""
+    kind, workers = method.rsplit("-", 1)
+    options = {"workers": "auto" if workers == "auto" else int(workers.removeprefix("w"))}
+    if kind == "numpy":
+        options["kernel"] = "numpy"
+    return options
 
 
 def tree_rss(process) -> int:
@@ -324,7 +337,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure(case: str, method: str, run: int) -> dict:
+def measure(case: str, method: str, run: int, previous_src: str | None = None) -> dict:
     """Run ``--one case method`` in a fresh process, polling the RSS of its process tree."""
     import psutil
 
@@ -335,7 +348,10 @@ def measure(case: str, method: str, run: int) -> dict:
     machine_before, load_before = psutil.cpu_times(), os.getloadavg()[0]
     started = time.perf_counter()
     with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+        env = dict(os.environ)
+        if method.startswith("previous"):
+            env["PYTHONPATH"] = previous_src
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
         tree = psutil.Process(process.pid)
         peak = 0
         while process.poll() is None:
@@ -502,10 +518,13 @@ def summarise(case: str, cells: int, method: str, runs: list[dict]) -> dict:
 
 def add_speedups(summary: list[dict]) -> None:
     plain = {s["case"]: s for s in summary if s["method"] == "plain"}
+    previous = {s["case"]: s for s in summary if s["method"] == "previous-w1"}
     for s in summary:
         base = plain.get(s["case"])
         s["speedup_vs_plain"] = s["cells_per_s"] / base["cells_per_s"] if base else None
         s["speedup_vs_extrapolated_plain"] = bool(base and base["extrapolated"])
+        before = previous.get(s["case"])
+        s["speedup_vs_previous"] = s["cells_per_s"] / before["cells_per_s"] if before else None
 
 
 def case_label(case: str) -> str:
@@ -521,17 +540,20 @@ def case_label(case: str) -> str:
 def markdown(report: dict) -> str:
     machine = report["machine"]
     lines = [
-        "| case | cells | method | seconds | cells/s | peak RSS MiB | speed-up vs plain |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| case | cells | method | seconds | CPU s | cells/s | peak RSS MiB | vs plain | vs previous |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in report["summary"]:
         mark = "~" if s["extrapolated"] else ""
         speedup = s["speedup_vs_plain"]
         speed_text = "" if speedup is None else f"{'~' if s['speedup_vs_extrapolated_plain'] else ''}{speedup:.1f}x"
+        previous = s.get("speedup_vs_previous")
+        previous_text = "" if previous is None else f"{previous:.1f}x"
         lines.append(
             f"| {case_label(s['case'])} | {s['cells']:,} | {s['method']}{' (extrapolated)' if mark else ''} "
-            f"| {mark}{s['seconds']:.2f} | {mark}{s['cells_per_s']:,.0f} | {mark}{s['peak_rss_mib']:,.0f} "
-            f"| {speed_text} |"
+            f"| {mark}{s['seconds']:.2f} | {'' if mark else format(s['cpu_seconds'], '.2f')} "
+            f"| {mark}{s['cells_per_s']:,.0f} | {mark}{s['peak_rss_mib']:,.0f} "
+            f"| {speed_text} | {previous_text} |"
         )
     synthetic = [s for s in report["summary"] if s["case"].startswith("synthetic_")]
     if synthetic:
@@ -541,11 +563,11 @@ def markdown(report: dict) -> str:
             "",
             "Peak RSS (MiB) against the number of cells (generated data):",
             "",
-            "| cells | " + " | ".join(METHODS) + " |",
-            "|---:|" + "---:|" * len(METHODS),
+            "| cells | " + " | ".join(report["settings"]["methods"]) + " |",
+            "|---:|" + "---:|" * len(report["settings"]["methods"]),
         ]
         for n in sizes:
-            cells = [by.get((n, m)) for m in METHODS]
+            cells = [by.get((n, m)) for m in report["settings"]["methods"]]
             text = ["" if s is None else f"{'~' if s['extrapolated'] else ''}{s['peak_rss_mib']:,.0f}" for s in cells]
             lines.append(f"| {n:,} | " + " | ".join(text) + " |")
     lines += [
@@ -580,6 +602,8 @@ def main(argv: list[str] | None = None) -> None:
         default=25.0,
         help="extrapolate the plain baseline when it is estimated to take longer (minutes)",
     )
+    parser.add_argument("--previous-src", default=None, help="src folder of an earlier cellshift (adds previous-w1)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="methods to run, comma-separated")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2,000 and 5,000 generated cells, one run")
     parser.add_argument("--one", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
     parser.add_argument("--check", nargs=2, metavar=("CASE", "METHODS"), help=argparse.SUPPRESS)
@@ -631,6 +655,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"generating {n:,} cells (cached when present)...", flush=True)
         report["generated_data"][str(n)] = generate_synthetic(n)
 
+    methods = [m for m in args.methods.split(",") if m in METHODS]
+    if args.previous_src is None and "previous-w1" in methods:
+        methods.remove("previous-w1")
+    report["settings"]["methods"] = methods
+    warm_up = [sys.executable, str(Path(__file__).resolve()), "--one", "papalexi2021", "cellshift-w1"]
+    subprocess.run(warm_up, check=True, capture_output=True)  # compiles the numba kernel into its cache
     import anndata as ad
 
     cases = [(case, ad.read_h5ad(input_path(case), backed="r").n_obs) for case in BUNDLED]
@@ -638,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     plain_points: list[tuple[int, dict]] = []  # (cells, summary) of measured generated plain runs
     for case, cells in cases:
         methods_run = []
-        for method in METHODS:
+        for method in methods:
             skip = False
             if method == "plain" and case.startswith("synthetic_"):
                 estimate = (max(plain_points)[1]["seconds"] / max(plain_points)[0] * cells) if plain_points else 0
@@ -665,7 +695,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             runs, wanted, run, retries = [], repeats[0] if cells <= SMALL_CASE else repeats[1], 0, 0
             while len(runs) < wanted:
-                result = measure(case, method, run)
+                result = measure(case, method, run, args.previous_src)
                 run += 1
                 steal = result["machine_cpu_seconds"]["steal"] / (result["process_seconds"] * os.cpu_count())
                 discarded = steal > MAX_STEAL and retries < MAX_RETRIES

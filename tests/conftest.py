@@ -50,7 +50,7 @@ def make_counts(n_cells=40, genes=None, seed=0, density=0.3):
 
 @pytest.fixture(scope="session")
 def tiny_corpora(tmp_path_factory, kang_small, pancreas_path):
-    """Two small real corpora (300 Kang PBMCs, 60 mouse pancreas cells), one gene table, 64 tokens per cell."""
+    """Two small real corpora (300 Kang PBMCs, 60 mouse pancreas cells), one gene table, 64 tokens per cell, values."""
     from cellshift.data.gene_table import GeneTable
     from cellshift.tokenize import compute_gene_medians, tokenize
 
@@ -62,6 +62,8 @@ def tiny_corpora(tmp_path_factory, kang_small, pancreas_path):
     table = GeneTable.from_medians(medians, name="tiny")
     paths = []
     for name, source in (("kang", kang_small), ("pancreas", pancreas_file)):
-        corpus = tokenize(source, folder / name, gene_table=table, max_length=64, min_genes=50, progress=False)
+        corpus = tokenize(
+            source, folder / name, gene_table=table, max_length=64, min_genes=50, values=True, progress=False
+        )
         paths.append(corpus.path)
     return paths

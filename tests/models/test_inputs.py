@@ -50,7 +50,13 @@ def test_every_path_feeds_a_cell_to_the_model_identically(
     adata.obs["perturbation"] = ["A"] * 15 + ["B"] * 15 + ["control"] * 50
     table = Corpus.open(tiny_corpora[0]).gene_table()
     corpus = tokenize(
-        adata, tmp_path / "corpus", gene_table=table, max_length=64, special_tokens=special_tokens, min_genes=50
+        adata,
+        tmp_path / "corpus",
+        gene_table=table,
+        max_length=64,
+        special_tokens=special_tokens,
+        values=True,
+        min_genes=50,
     )
     seen = defaultdict(list)  # path -> (tokens, values, species) of every cell that reached the model
     phase = {"now": None}

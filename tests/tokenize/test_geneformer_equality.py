@@ -32,7 +32,13 @@ def test_tokens_equal_plain_geneformer_on_real_pbmcs(tmp_path, kang_path, max_le
     adata = ad.read_h5ad(kang_path)
     token_of, median_of = read_gc30m()
     corpus = tokenize(
-        kang_path, tmp_path / "c", gene_table="geneformer-gc30M", max_length=max_length, min_genes=0, progress=False
+        kang_path,
+        tmp_path / "c",
+        gene_table="geneformer-gc30M",
+        max_length=max_length,
+        min_genes=0,
+        values=True,
+        progress=False,
     )
     rows = corpus.dataset()
     assert len(rows) == adata.n_obs  # every PBMC has counts, none is dropped with min_genes=0

@@ -26,6 +26,7 @@ def test_special_tokens_wrap_each_cell(tmp_path):
         tmp_path / "c",
         gene_table="geneformer-gc95M",
         special_tokens=True,
+        values=True,
         max_length=5,
         min_genes=0,
         progress=False,
@@ -47,8 +48,8 @@ def test_duplicated_genes_are_summed(tmp_path):
     doubled = dense.copy()
     doubled[:, 0] *= 2
     merged = ad.AnnData(sparse.csr_matrix(doubled), obs=adata.obs.copy(), var=adata.var.copy())
-    a = tokenize(split, tmp_path / "a", min_genes=0, progress=False)
-    b = tokenize(merged, tmp_path / "b", min_genes=0, progress=False)
+    a = tokenize(split, tmp_path / "a", min_genes=0, values=True, progress=False)
+    b = tokenize(merged, tmp_path / "b", min_genes=0, values=True, progress=False)
     assert a.dataset()["input_ids"] == b.dataset()["input_ids"]
     assert a.dataset()["values"] == b.dataset()["values"]
     assert a.metadata["inputs"][0]["n_duplicates_summed"] == 1
@@ -57,14 +58,20 @@ def test_duplicated_genes_are_summed(tmp_path):
 def test_obs_n_counts_sets_the_cell_total(tmp_path):
     adata = make_counts(n_cells=5)
     adata.obs["n_counts"] = 1e6
-    row = tokenize(adata, tmp_path / "c", min_genes=0, progress=False).dataset()[0]
+    row = tokenize(adata, tmp_path / "c", min_genes=0, values=True, progress=False).dataset()[0]
     counts = adata.X[0].data
     np.testing.assert_allclose(sorted(row["values"]), sorted(np.log1p(counts / 1e6 * 1e4)), rtol=1e-6)
 
 
 def test_several_inputs_in_order_with_workers_and_chunks(tmp_path, kang_small, pancreas_path):
     serial = tokenize(
-        [kang_small, pancreas_path], tmp_path / "one", min_genes=100, chunk_size=10_000, obs_keys=[], progress=False
+        [kang_small, pancreas_path],
+        tmp_path / "one",
+        min_genes=100,
+        chunk_size=10_000,
+        obs_keys=[],
+        values=True,
+        progress=False,
     )
     parallel = tokenize(
         [kang_small, pancreas_path],
@@ -73,6 +80,7 @@ def test_several_inputs_in_order_with_workers_and_chunks(tmp_path, kang_small, p
         workers=2,
         chunk_size=64,
         shard_size=250,
+        values=True,
         progress=False,
     )
     a, b = serial.dataset(), parallel.dataset()
@@ -91,7 +99,7 @@ def test_corpus_metadata_and_load(tmp_path, kang_small):
     assert meta["gene_table"]["sha256"] == GeneTable.load("geneformer-gc30M").sha256
     assert Corpus.open(tmp_path / "c").gene_table().sha256 == meta["gene_table"]["sha256"]
     rows = load_corpus(tmp_path / "c")
-    assert rows.column_names == ["cell_id", "source", "input_ids", "values", "length", "species", "cluster_id"]
+    assert rows.column_names == ["cell_id", "source", "input_ids", "length", "species", "cluster_id"]
     assert len(rows) == corpus.n_cells == item["kept"]
 
 

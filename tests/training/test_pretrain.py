@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from cellshift.models import CellshiftForMaskedGeneModeling
-from cellshift.tokenize import tokenize
+from cellshift.tokenize import Corpus, tokenize
 from cellshift.training import PretrainSettings, open_corpora, pretrain
 from cellshift.training.loop import LossLog
 
@@ -100,6 +100,14 @@ def test_corpora_with_different_gene_tables_are_refused(tmp_path, tiny_corpora, 
     other = tokenize(kang_small, tmp_path / "gc30M", max_length=64, min_genes=50, progress=False)
     with pytest.raises(ValueError, match="same --gene-table"):
         pretrain([tiny_corpora[0], other.path], tmp_path / "m", settings(), progress=False)
+
+
+def test_a_values_model_needs_a_corpus_with_values(tmp_path, tiny_corpora, kang_small):
+    table = Corpus.open(tiny_corpora[0]).gene_table()
+    plain = tokenize(kang_small, tmp_path / "plain", gene_table=table, max_length=64, min_genes=50, progress=False)
+    assert "values" not in plain.metadata["columns"]
+    with pytest.raises(ValueError, match="tokenize --values"):
+        pretrain([plain.path], tmp_path / "m", settings(max_steps=1, use_values=True), progress=False)
 
 
 def test_gene_head_starts_from_the_log_frequency_of_genes(tmp_path, tiny_corpora):

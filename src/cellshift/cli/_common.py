@@ -27,6 +27,32 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def workers_option(text: str) -> int | str:
+    """``--workers``: a positive number of processes, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers or 'auto', got {text!r}") from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"workers must be >= 1, got {workers}")
+    return workers
+
+
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """Where the corpus commands (tokenize, medians) run their tasks."""
+    parser.add_argument(
+        "--workers", type=workers_option, default=1, help="processes (or Ray actors), or 'auto': one per 50k cells"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local processes, or a Ray pool (files and --out on a filesystem all Ray nodes see)",
+    )
+
+
 def add_screen_options(parser: argparse.ArgumentParser) -> None:
     """Input, labels and output options of the screen commands (degs, score, ...)."""
     parser.add_argument("input", help="screen .h5ad with raw counts")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cellshift._io import check_writable
-from cellshift.cli._common import add_input_options
+from cellshift.cli._common import add_input_options, add_parallel_options
 from cellshift.data.gene_table import GeneTable
 from cellshift.tokenize import compute_gene_medians
 
@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellshift medians``."""
     add_input_options(parser)
     parser.add_argument("--out", required=True, help="gene table to write (.tsv or .tsv.gz)")
+    add_parallel_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
         species=args.species,
         min_genes=args.min_genes,
         chunk_size=args.chunk_size,
+        workers=args.workers,
+        backend=args.backend,
         progress=not args.quiet,
     )
     table = GeneTable.from_medians(medians, name=str(out))

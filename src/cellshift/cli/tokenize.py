@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cellshift.cli._common import add_input_options, comma_list
+from cellshift.cli._common import add_input_options, add_parallel_options, comma_list
 from cellshift.tokenize import tokenize
 
 
@@ -20,7 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=2048, help="tokens per cell, special tokens included")
     parser.add_argument("--special-tokens", action="store_true", help="add <cls> and <eos>")
     parser.add_argument("--obs-keys", type=comma_list, default=[], help="obs columns to keep, comma-separated")
-    parser.add_argument("--workers", type=int, default=1, help="encoding processes")
+    parser.add_argument(
+        "--values", action="store_true", help="store log1p(normalised count) per token (for models using values)"
+    )
+    add_parallel_options(parser)
+    parser.add_argument(
+        "--kernel", choices=["auto", "numba", "numpy"], default="auto", help="encoding implementation (same output)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,12 +37,15 @@ def run(args: argparse.Namespace) -> int:
         gene_table=args.gene_table,
         max_length=args.max_length,
         special_tokens=args.special_tokens,
+        values=args.values,
         obs_keys=args.obs_keys,
         layer=args.layer,
         gene_key=args.gene_key,
         species=args.species,
         min_genes=args.min_genes,
         workers=args.workers,
+        backend=args.backend,
+        kernel=args.kernel,
         chunk_size=args.chunk_size,
         overwrite=args.overwrite,
         progress=not args.quiet,

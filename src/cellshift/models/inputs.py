@@ -117,6 +117,21 @@ class CellCollator:
         """Corpus columns this collator reads."""
         return ["input_ids"] + (["values"] if self.with_values else []) + (["species"] if self.species_index else [])
 
+    def select_columns(self, dataset):
+        """The columns of a corpus's ``datasets.Dataset`` this collator reads.
+
+        Raises
+        ------
+        ValueError
+            When a model with values meets a corpus tokenised without them.
+        """
+        if self.with_values and "values" not in dataset.column_names:
+            raise ValueError(
+                "this model uses expression values, but the corpus has no values column: tokenise it with "
+                "`cellshift tokenize --values` (tokenize(..., values=True)), or use a model without values"
+            )
+        return dataset.select_columns(self.columns())
+
     def __call__(self, dataset, rows: Sequence[int] | np.ndarray) -> CellBatch:
         """Pad the cells ``rows`` of a corpus's ``datasets.Dataset``."""
         cells = dataset[list(map(int, rows))]

@@ -2,14 +2,17 @@
 
 Layout of a corpus directory::
 
-    shard-00000.arrow ...     Arrow IPC streams, one row per cell, in input cell order
+    shard-00000.arrow ...     Arrow IPC streams, one row per cell; read in the order listed in
+                              the metadata, they give the cells in input order
     gene_table.tsv.gz         the vocabulary and medians used (token_id = row number)
     cellshift_corpus.json     settings, gene-table hash, inputs, cells kept and dropped, shards
 
 Columns: ``cell_id`` (obs name), ``source`` (input index), ``input_ids`` (int32 list),
-``values`` (float32 list, log1p of normalised expression), ``length``, ``species`` and any
-requested obs keys. The directory is written under a temporary name and renamed when complete,
-so a crashed run never leaves a half corpus under the final name.
+``values`` (float32 list, log1p of normalised expression; only when tokenised with values),
+``length``, ``species`` and any requested obs keys. Each shard is written by one task (in
+parallel, possibly on other machines) in record batches of bounded size. The directory is
+written under a temporary name and renamed when complete, so a crashed run never leaves a half
+corpus under the final name.
 """
 
 from __future__ import annotations
@@ -20,13 +23,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from datasets import Dataset, concatenate_datasets
 
 from cellshift.data.gene_table import GeneTable
-from cellshift.tokenize.rank import EncodedCells
+from cellshift.tokenize.arrow import ShardWriter
 
 METADATA_FILE = "cellshift_corpus.json"
 GENE_TABLE_FILE = "gene_table.tsv.gz"
@@ -76,94 +78,30 @@ def load_corpus(path: str | os.PathLike):
 
 
 class CorpusWriter:
-    """Writes blocks of tokenised cells into shards of at most ``shard_size`` cells."""
+    """Owns a corpus directory while it is written: shards go to a temporary directory, renamed when done."""
 
-    def __init__(
-        self,
-        out_dir: str | os.PathLike,
-        *,
-        obs_columns: dict[str, pa.DataType],
-        shard_size: int = 100_000,
-        overwrite: bool = False,
-    ) -> None:
-        self.out_dir = Path(out_dir)
+    def __init__(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
+        self.out_dir = Path(out_dir).absolute()
         if self.out_dir.exists() and not overwrite:
             raise FileExistsError(
                 f"{self.out_dir} already exists; choose another --out or pass overwrite=True (--overwrite)"
             )
-        self.overwrite = overwrite
         self.work_dir = self.out_dir.with_name(f".{self.out_dir.name}.partial-{os.getpid()}")
         if self.work_dir.exists():
             shutil.rmtree(self.work_dir)
         self.work_dir.mkdir(parents=True)
-        self.shard_size = shard_size
-        self.schema = pa.schema(
-            [
-                ("cell_id", pa.string()),
-                ("source", pa.int32()),
-                ("input_ids", pa.list_(pa.int32())),
-                ("values", pa.list_(pa.float32())),
-                ("length", pa.int32()),
-                ("species", pa.string()),
-            ]
-            + list(obs_columns.items())
-        )
-        self.shards: list[dict] = []
-        self._stream: pa.ipc.RecordBatchStreamWriter | None = None
-        self._sink = None
 
-    def write(self, cells: EncodedCells, *, cell_ids: pd.Index, source: int, species: str, obs: pd.DataFrame) -> None:
-        """Append cells (in order), splitting across shards as they fill."""
-        start = 0
-        while start < len(cell_ids):
-            if self._stream is None or self.shards[-1]["n_cells"] >= self.shard_size:
-                self._open_shard()
-            room = self.shard_size - self.shards[-1]["n_cells"]
-            stop = min(len(cell_ids), start + room)
-            self._stream.write_batch(self._batch(cells, cell_ids, source, species, obs, start, stop))
-            self.shards[-1]["n_cells"] += stop - start
-            start = stop
+    def finish(self, metadata: dict, table: GeneTable, shards: list[dict], schema: pa.Schema) -> Corpus:
+        """Write metadata and the gene table, then move the corpus to its final name.
 
-    def _batch(self, cells, cell_ids, source, species, obs, start, stop) -> pa.RecordBatch:
-        offsets = cells.offsets[start : stop + 1]
-        window = slice(int(offsets[0]), int(offsets[-1]))
-        local = pa.array((offsets - offsets[0]).astype(np.int32))
-        n = stop - start
-        columns = [
-            pa.array(np.asarray(cell_ids[start:stop], dtype=str), pa.string()),
-            pa.array(np.full(n, source, dtype=np.int32)),
-            pa.ListArray.from_arrays(local, pa.array(cells.input_ids[window])),
-            pa.ListArray.from_arrays(local, pa.array(cells.values[window])),
-            pa.array(np.diff(offsets).astype(np.int32)),
-            pa.array([species] * n, pa.string()),
-        ]
-        for name in self.schema.names[6:]:
-            field_type = self.schema.field(name).type
-            values = obs[name].iloc[start:stop]
-            values = values.astype(str) if field_type == pa.string() else values
-            columns.append(pa.array(values.to_numpy(), field_type))
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
-
-    def _open_shard(self) -> None:
-        self._close_shard()
-        name = f"shard-{len(self.shards):05d}.arrow"
-        self._sink = pa.OSFile(str(self.work_dir / name), "wb")
-        self._stream = pa.ipc.new_stream(self._sink, self.schema)
-        self.shards.append({"file": name, "n_cells": 0})
-
-    def _close_shard(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._sink.close()
-            self._stream = None
-
-    def finish(self, metadata: dict, table: GeneTable) -> Corpus:
-        """Write metadata and the gene table, then move the corpus to its final name."""
-        if not self.shards:
-            self._open_shard()
-        self._close_shard()
+        ``shards`` lists ``{"file", "n_cells"}`` in input cell order; a corpus without cells gets
+        one empty shard.
+        """
+        if not shards:
+            ShardWriter(self.work_dir / "shard-00000.arrow", schema).close()
+            shards = [{"file": "shard-00000.arrow", "n_cells": 0}]
         table.save(self.work_dir / GENE_TABLE_FILE)
-        metadata = {**metadata, "format_version": FORMAT_VERSION, "shards": self.shards, "columns": self.schema.names}
+        metadata = {**metadata, "format_version": FORMAT_VERSION, "shards": shards, "columns": schema.names}
         (self.work_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         if self.out_dir.exists():
             old = self.out_dir.with_name(f".{self.out_dir.name}.old-{os.getpid()}")
@@ -176,7 +114,6 @@ class CorpusWriter:
 
     def abort(self) -> None:
         """Remove the partial output after a failure."""
-        self._close_shard()
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
 

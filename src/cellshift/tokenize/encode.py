@@ -22,6 +22,7 @@ class TokenizeSettings:
     special_tokens: bool = False
     min_genes: int = 500
     target_sum: float = TARGET_SUM
+    values: bool = False
 
     def as_dict(self) -> dict:
         """Plain dict for JSON."""
@@ -46,12 +47,15 @@ def encode_block(
     totals: np.ndarray | None = None,
     where: str = "input",
     layers: list[str] | None = None,
+    kernel: str = "auto",
 ) -> EncodedBlock:
     """Tokenise a block of cells (rows of ``counts``, all input genes as columns).
 
     Cells are dropped, and counted per reason, when they express fewer than
     ``settings.min_genes`` input genes, have a total of 0, or express no vocabulary gene.
-    ``totals`` (e.g. from ``obs['n_counts']``) default to the sum over all input genes.
+    ``totals`` (e.g. from ``obs['n_counts']``) default to the sum over all input genes. Values are
+    computed when ``settings.values``; ``kernel`` picks the implementation (see
+    :func:`~cellshift.tokenize.rank.rank_value_encode`).
     """
     check_raw_counts(counts.data, where=where, layers=layers)
     if totals is None:
@@ -78,6 +82,8 @@ def encode_block(
         plan.token_ids,
         max_genes=max_genes,
         target_sum=settings.target_sum,
+        with_values=settings.values,
+        kernel=kernel,
     )
     if special_ids:
         cells = add_special_tokens(cells, cls_id=special_ids[0], eos_id=special_ids[1])

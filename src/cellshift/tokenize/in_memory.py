@@ -63,7 +63,7 @@ def encode_anndata(
     if cls_eos_tokens and not {"<cls>", "<eos>"} <= set(special):
         raise ValueError(f"gene table {gene_table.name!r} has no <cls>/<eos> tokens to start and end cells with")
     special_ids = (special["<cls>"], special["<eos>"]) if cls_eos_tokens else None
-    settings = TokenizeSettings(max_length=max_length, special_tokens=special_ids is not None, min_genes=0)
+    settings = TokenizeSettings(max_length=max_length, special_tokens=special_ids is not None, min_genes=0, values=True)
     counts = adata.layers[layer] if layer is not None else adata.X
     input_ids, values, offsets = [], [], [np.zeros(1, dtype=np.int64)]
     for start in range(0, adata.n_obs, chunk_size):

@@ -12,8 +12,11 @@ counts plus the values in the median bins, never the whole corpus.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from itertools import chain
 
 import anndata as ad
 import numpy as np
@@ -22,10 +25,28 @@ from tqdm.auto import tqdm
 
 from cellshift.data.checks import check_raw_counts
 from cellshift.data.reading import CountReader
-from cellshift.tokenize.plan import plan_genes
+from cellshift.tokenize.plan import GenePlan, plan_genes
+from cellshift.tokenize.pool import resolve_workers, run_tasks
 from cellshift.tokenize.rank import TARGET_SUM
 
 LOG10_RANGE = (-4.0, 5.0)
+TASKS_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class _MedianSpec:
+    """What every task shares: inputs, gene plans, bins and, in pass 2, each gene's median bins."""
+
+    paths: list[str | None]
+    layer: str | None
+    plans: list[GenePlan]
+    global_columns: list[np.ndarray]
+    n_genes: int
+    min_genes: int
+    edges: np.ndarray
+    chunk_size: int
+    low_bin: np.ndarray | None = None
+    high_bin: np.ndarray | None = None
 
 
 def compute_gene_medians(
@@ -37,13 +58,17 @@ def compute_gene_medians(
     min_genes: int = 500,
     chunk_size: int = 2048,
     n_bins: int = 1024,
+    workers: int | str = 1,
+    backend: str = "local",
     progress: bool = True,
 ) -> pd.Series:
     """Non-zero median of normalised expression per gene over one or more raw-count inputs.
 
     Genes are keyed by human Ensembl ID (symbols and mouse genes mapped as in tokenising, with
     duplicates summed); cells expressing fewer than ``min_genes`` genes are skipped, as when
-    tokenising. Build a gene table from the result with ``GeneTable.from_medians``.
+    tokenising. Build a gene table from the result with ``GeneTable.from_medians``. Both passes
+    are a map over ranges of cells (``workers`` processes or Ray actors on ``backend``, as in
+    :func:`~cellshift.tokenize.tokenize`) and a sum of their small results here.
 
     Returns
     -------
@@ -55,60 +80,133 @@ def compute_gene_medians(
         plans = [plan_genes(r.gene_names(gene_key), None, species=species, source=r.name) for r in readers]
         genes = sorted(set().union(*(plan.column_genes for plan in plans)))
         position = {g: i for i, g in enumerate(genes)}
-        global_columns = [np.array([position[g] for g in plan.column_genes]) for plan in plans]
-        edges = np.linspace(*LOG10_RANGE, n_bins + 1)
+        spec = _MedianSpec(
+            paths=[str(r.path) if r.path else None for r in readers],
+            layer=layer,
+            plans=plans,
+            global_columns=[np.array([position[g] for g in plan.column_genes]) for plan in plans],
+            n_genes=len(genes),
+            min_genes=min_genes,
+            edges=np.linspace(*LOG10_RANGE, n_bins + 1),
+            chunk_size=chunk_size,
+        )
+        n_workers = resolve_workers(workers, sum(r.n_obs for r in readers))
 
-        def blocks(desc: str):
-            total = sum(r.n_obs for r in readers)
-            with tqdm(total=total, unit="cell", desc=desc, disable=not progress) as bar:
-                for reader, plan, columns in zip(readers, plans, global_columns, strict=True):
-                    for start, stop in reader.chunks(chunk_size):
-                        yield _normalised_entries(reader, plan, columns, start, stop, min_genes, edges)
-                        bar.update(stop - start)
+        def run_pass(function, spec: _MedianSpec, desc: str):
+            return _map(function, spec, readers, n_workers, backend, desc, progress)
 
-        histogram = np.zeros((len(genes), n_bins), dtype=np.int32)
-        for gene, bin_, _ in blocks("medians pass 1/2"):
-            np.add.at(histogram.reshape(-1), gene * n_bins + bin_, 1)
-        n_values = histogram.sum(axis=1, dtype=np.int64)
-        expressed = n_values > 0
+        histogram = np.zeros(len(genes) * n_bins, dtype=np.int64)
+        for bins, counts in run_pass(_histogram_task, spec, "medians pass 1/2"):
+            histogram[bins] += counts
+        histogram = histogram.reshape(len(genes), n_bins)
+        n_values = histogram.sum(axis=1)
         low_rank, high_rank = (n_values - 1) // 2, n_values // 2
-        cumulative = histogram.cumsum(axis=1, dtype=np.int64)
+        cumulative = histogram.cumsum(axis=1)
         low_bin = (cumulative <= low_rank[:, None]).sum(axis=1)
         high_bin = (cumulative <= high_rank[:, None]).sum(axis=1)
         below = np.where(low_bin > 0, cumulative[np.arange(len(genes)), np.maximum(low_bin - 1, 0)], 0)
         del histogram, cumulative
 
-        kept_genes, kept_values = [], []
-        for gene, bin_, value in blocks("medians pass 2/2"):
-            inside = (bin_ >= low_bin[gene]) & (bin_ <= high_bin[gene])
-            kept_genes.append(gene[inside])
-            kept_values.append(value[inside])
-        gene = np.concatenate(kept_genes) if kept_genes else np.zeros(0, dtype=np.int64)
-        value = np.concatenate(kept_values) if kept_values else np.zeros(0)
-        order = np.lexsort((value, gene))
-        gene, value = gene[order], value[order]
-        segment_start = np.searchsorted(gene, np.arange(len(genes)))
-        medians = np.full(len(genes), np.nan)
-        idx = np.flatnonzero(expressed)
-        low = value[segment_start[idx] + low_rank[idx] - below[idx]]
-        high = value[segment_start[idx] + high_rank[idx] - below[idx]]
-        medians[idx] = (low + high) / 2
+        kept = list(run_pass(_median_bin_task, replace(spec, low_bin=low_bin, high_bin=high_bin), "medians pass 2/2"))
+        gene = np.concatenate([g for g, _ in kept]) if kept else np.zeros(0, dtype=np.int64)
+        value = np.concatenate([v for _, v in kept]) if kept else np.zeros(0)
+        medians = _pick_medians(gene, value, n_values, low_rank, high_rank, below)
+        expressed = n_values > 0
         return pd.Series(medians, index=pd.Index(genes, name="ensembl_id"), name="median")[expressed]
     finally:
         for reader in readers:
             reader.close()
 
 
-def _normalised_entries(reader, plan, columns, start, stop, min_genes, edges):
+def _pick_medians(gene, value, n_values, low_rank, high_rank, below) -> np.ndarray:
+    """Exact medians from the values in each gene's median bins (the ``below`` values precede them)."""
+    order = np.lexsort((value, gene))
+    gene, value = gene[order], value[order]
+    segment_start = np.searchsorted(gene, np.arange(len(n_values)))
+    medians = np.full(len(n_values), np.nan)
+    idx = np.flatnonzero(n_values > 0)
+    low = value[segment_start[idx] + low_rank[idx] - below[idx]]
+    high = value[segment_start[idx] + high_rank[idx] - below[idx]]
+    medians[idx] = (low + high) / 2
+    return medians
+
+
+def _map(function, spec: _MedianSpec, readers, workers: int, backend: str, desc: str, progress: bool):
+    """Yield ``function``'s result for every range of cells; files may go to workers, AnnData stays here."""
+    size = max(spec.chunk_size, math.ceil(sum(r.n_obs for r in readers) / (TASKS_PER_WORKER * workers)))
+    tasks = [
+        (source, start, min(reader.n_obs, start + size))
+        for source, reader in enumerate(readers)
+        for start in range(0, reader.n_obs, size)
+    ]
+    elsewhere = workers > 1 or backend != "local"
+    remote = [t for t in tasks if elsewhere and spec.paths[t[0]] is not None]
+    here = [t for t in tasks if t not in remote]
+    results = chain(
+        run_tasks(function, remote, workers=workers, backend=backend, initializer=_init_worker, initargs=(spec,))
+        if remote
+        else [],
+        run_tasks(function, here, workers=1, initializer=_init_worker, initargs=(spec, dict(enumerate(readers)))),
+    )
+    with tqdm(total=sum(r.n_obs for r in readers), unit="cell", desc=desc, disable=not progress) as bar:
+        for cells, result in results:
+            bar.update(cells)
+            yield result
+    _WORKER_STATE.clear()
+
+
+# --- worker side -----------------------------------------------------------------------------
+_WORKER_STATE: dict = {}  # the pass's spec and open readers, per process
+
+
+def _init_worker(spec: _MedianSpec, readers: dict[int, CountReader] | None = None) -> None:
+    _WORKER_STATE.update(spec=spec, readers={} if readers is None else readers)
+
+
+def _blocks(task):
+    """Entries (global gene, log10 bin, normalised value) of a task's cells, block by block."""
+    spec: _MedianSpec = _WORKER_STATE["spec"]
+    source, first, last = task
+    readers = _WORKER_STATE["readers"]
+    if source not in readers:
+        readers[source] = CountReader(spec.paths[source], layer=spec.layer)
+    for start in range(first, last, spec.chunk_size):
+        stop = min(last, start + spec.chunk_size)
+        yield _normalised_entries(readers[source], spec, source, start, stop)
+
+
+def _histogram_task(task) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+    """Pass 1: the task's (gene, bin) histogram, as flat indices and counts of its non-zero cells."""
+    spec: _MedianSpec = _WORKER_STATE["spec"]
+    n_bins = len(spec.edges) - 1
+    histogram = np.zeros(spec.n_genes * n_bins, dtype=np.int32)
+    for gene, bin_, _ in _blocks(task):
+        np.add.at(histogram, gene * n_bins + bin_, 1)
+    filled = np.flatnonzero(histogram)
+    return task[2] - task[1], (filled, histogram[filled])
+
+
+def _median_bin_task(task) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+    """Pass 2: genes and values of the task's entries that fall in their gene's median bins."""
+    spec: _MedianSpec = _WORKER_STATE["spec"]
+    kept_genes, kept_values = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+    for gene, bin_, value in _blocks(task):
+        inside = (bin_ >= spec.low_bin[gene]) & (bin_ <= spec.high_bin[gene])
+        kept_genes.append(gene[inside])
+        kept_values.append(value[inside])
+    return task[2] - task[1], (np.concatenate(kept_genes), np.concatenate(kept_values))
+
+
+def _normalised_entries(reader: CountReader, spec: _MedianSpec, source: int, start: int, stop: int):
     """Gene (global index), log10 bin and normalised value of every expressed entry of a block."""
     counts = reader.read_rows(start, stop)
     check_raw_counts(counts.data, where=f"counts of {reader.name}", layers=reader.layers)
     totals = np.asarray(counts.sum(axis=1)).ravel()
     if "n_counts" in reader.obs.columns:
         totals = pd.to_numeric(reader.obs["n_counts"].iloc[start:stop]).to_numpy(np.float64)
-    keep = (np.diff(counts.indptr) >= min_genes) & (totals > 0)
-    summed = plan.to_columns(counts[keep])
+    keep = (np.diff(counts.indptr) >= spec.min_genes) & (totals > 0)
+    summed = spec.plans[source].to_columns(counts[keep])
     cell = np.repeat(np.arange(summed.shape[0]), np.diff(summed.indptr))
     value = summed.data / totals[keep][cell] * TARGET_SUM
-    bin_ = np.clip(np.searchsorted(edges, np.log10(value), side="right") - 1, 0, len(edges) - 2)
-    return columns[summed.indices], bin_, value
+    bin_ = np.clip(np.searchsorted(spec.edges, np.log10(value), side="right") - 1, 0, len(spec.edges) - 2)
+    return spec.global_columns[source][summed.indices], bin_, value

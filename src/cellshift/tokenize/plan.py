@@ -31,15 +31,20 @@ class GenePlan:
     medians: np.ndarray
 
     def to_columns(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
-        """Counts (cells x input genes) as cells x columns; input genes sharing a column are summed."""
+        """Counts (cells x input genes) as cells x columns; input genes sharing a column are summed.
+
+        When every input gene has a column of its own (common for data already in Ensembl IDs of
+        the vocabulary), the counts are relabelled without copying or filtering.
+        """
         column = self.column_of_input[counts.indices]
+        shape = (counts.shape[0], len(self.column_genes))
+        in_columns = self.column_of_input >= 0
+        if in_columns.all() and len(self.column_genes) == len(self.column_of_input):
+            return sparse.csr_matrix((counts.data, column, counts.indptr), shape=shape)
         keep = column >= 0
         kept_before = np.concatenate([[0], np.cumsum(keep)])
-        indptr = kept_before[counts.indptr]
-        result = sparse.csr_matrix(
-            (counts.data[keep], column[keep], indptr), shape=(counts.shape[0], len(self.column_genes))
-        )
-        if self.report()["n_duplicates_summed"]:
+        result = sparse.csr_matrix((counts.data[keep], column[keep], kept_before[counts.indptr]), shape=shape)
+        if in_columns.sum() > len(self.column_genes):  # several input genes share a column
             result.sum_duplicates()
         return result
 

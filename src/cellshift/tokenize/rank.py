@@ -5,9 +5,13 @@ For cell c and gene g with raw count x_cg and cell total T_c (Geneformer, Theodo
     normalised_cg = x_cg / T_c * target_sum          (target_sum = 10,000)
     score_cg      = normalised_cg / median_g         (median_g: non-zero median over a corpus)
 
-Expressed genes are ordered by score, descending; equal scores keep ascending token order (a
-stable sort), so the result never depends on the machine. The first ``max_genes`` are kept with
-their value ``log1p(normalised_cg)``.
+Expressed genes are ordered by score, descending; equal scores are ordered by ascending token ID,
+so the result never depends on the machine. The first ``max_genes`` are kept, with their value
+``log1p(normalised_cg)`` when values are asked for.
+
+Two implementations give identical tokens and values: a compiled kernel that handles one cell at a
+time (:mod:`cellshift.tokenize.kernel`, when numba is installed) and a vectorised numpy path,
+the fallback.
 """
 
 from __future__ import annotations
@@ -17,15 +21,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from cellshift.tokenize.kernel import HAVE_NUMBA, rank_cells_compiled
+
 TARGET_SUM = 10_000.0
+KERNELS = ("auto", "numba", "numpy")
 
 
 @dataclass(frozen=True)
 class EncodedCells:
-    """Tokens of several cells, stored flat: cell i owns ``offsets[i]:offsets[i + 1]``."""
+    """Tokens of several cells, stored flat: cell i owns ``offsets[i]:offsets[i + 1]``.
+
+    ``values`` is ``None`` when the cells were encoded without values.
+    """
 
     input_ids: np.ndarray
-    values: np.ndarray
+    values: np.ndarray | None
     offsets: np.ndarray
 
     @property
@@ -33,10 +43,10 @@ class EncodedCells:
         """Number of tokens per cell."""
         return np.diff(self.offsets)
 
-    def cell(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Token IDs and values of cell ``i``."""
+    def cell(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Token IDs and values (``None`` without values) of cell ``i``."""
         window = slice(self.offsets[i], self.offsets[i + 1])
-        return self.input_ids[window], self.values[window]
+        return self.input_ids[window], None if self.values is None else self.values[window]
 
 
 def rank_value_encode(
@@ -47,6 +57,8 @@ def rank_value_encode(
     *,
     max_genes: int,
     target_sum: float = TARGET_SUM,
+    with_values: bool = True,
+    kernel: str = "auto",
 ) -> EncodedCells:
     """Rank-value encode cells.
 
@@ -65,7 +77,27 @@ def rank_value_encode(
         Keep at most this many genes per cell.
     target_sum
         Counts per cell after normalisation.
+    with_values
+        Also compute each kept gene's value ``log1p(normalised)``.
+    kernel
+        ``numba`` (compiled, one cell at a time), ``numpy`` (vectorised over the cells) or
+        ``auto`` (numba when it is installed).
     """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel == "numba" or (kernel == "auto" and HAVE_NUMBA):
+        input_ids, values, offsets = rank_cells_compiled(
+            counts.indptr,
+            counts.indices,
+            counts.data,
+            totals,
+            medians,
+            token_ids,
+            max_genes=max_genes,
+            target_sum=target_sum,
+            with_values=with_values,
+        )
+        return EncodedCells(input_ids, values, offsets)
     genes_per_cell = np.diff(counts.indptr)
     # same operations in the same order as Geneformer, so scores are bit-identical to its own
     normalised = counts.data / np.repeat(totals, genes_per_cell) * target_sum
@@ -76,7 +108,7 @@ def rank_value_encode(
     np.cumsum(lengths, out=offsets[1:])
     return EncodedCells(
         input_ids=token_ids[counts.indices[ranked]].astype(np.int32),
-        values=np.log1p(normalised[ranked]).astype(np.float32),
+        values=np.log1p(normalised[ranked]).astype(np.float32) if with_values else None,
         offsets=offsets,
     )
 
@@ -88,14 +120,15 @@ def add_special_tokens(cells: EncodedCells, *, cls_id: int, eos_id: int) -> Enco
     offsets = np.zeros(n_cells + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     input_ids = np.empty(offsets[-1], dtype=np.int32)
-    values = np.zeros(offsets[-1], dtype=np.float32)
+    values = None if cells.values is None else np.zeros(offsets[-1], dtype=np.float32)
     input_ids[offsets[:-1]] = cls_id
     input_ids[offsets[1:] - 1] = eos_id
     gene_slots = np.ones(offsets[-1], dtype=bool)
     gene_slots[offsets[:-1]] = False
     gene_slots[offsets[1:] - 1] = False
     input_ids[gene_slots] = cells.input_ids
-    values[gene_slots] = cells.values
+    if values is not None:
+        values[gene_slots] = cells.values
     return EncodedCells(input_ids, values, offsets)
 
 

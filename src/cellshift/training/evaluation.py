@@ -87,7 +87,7 @@ def evaluate_masked_genes(
     device = next(model.parameters()).device
     model.eval()
     collate = CellCollator(config, max_length=max_length)
-    data = dataset.select_columns(collate.columns())
+    data = collate.select_columns(dataset)
     not_gene = torch.zeros(config.vocab_size, dtype=torch.bool)
     not_gene[config.special_token_ids] = True
     baseline_scores = torch.log1p(torch.as_tensor(frequency, dtype=torch.float32)).masked_fill(not_gene, -torch.inf)

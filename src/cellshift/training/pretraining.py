@@ -199,7 +199,7 @@ def pretrain(
     config = model.config
     pad_to = 8 if accelerator.device.type == "cuda" else None  # tensor cores like multiples of 8
     collate = CellCollator(config, max_length=settings.max_length, pad_to_multiple_of=pad_to)
-    dataset = cells.dataset.select_columns(collate.columns())
+    dataset = collate.select_columns(cells.dataset)
     total_steps = settings.max_steps or settings.epochs * math.ceil(len(sampler) / settings.gradient_accumulation)
     warmup = settings.warmup_steps if settings.warmup_steps is not None else max(1, round(0.05 * total_steps))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
