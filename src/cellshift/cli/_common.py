@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import anndata as ad
+
 
 def comma_list(text: str) -> list[str]:
     """Parse ``a,b,c`` into ``["a", "b", "c"]`` (empty items dropped)."""
@@ -62,3 +64,13 @@ def add_screen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither scored nor used as controls")
     parser.add_argument("--out", required=True, help="CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def read_counts(path: str, layer: str | None) -> ad.AnnData:
+    """Read an .h5ad; with ``layer``, that layer's counts become ``X``."""
+    adata = ad.read_h5ad(path)
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(f"{path} has no layer {layer!r}; layers: {list(adata.layers)}")
+        adata.X = adata.layers[layer]
+    return adata

@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import anndata as ad
-
 from cellshift._io import check_writable, write_csv_atomic
-from cellshift.cli._common import comma_list
+from cellshift.cli._common import comma_list, read_counts
 from cellshift.plotting.annotation import confusion_matrices
 from cellshift.tasks.annotation import AnnotationSettings, annotate
 from cellshift.tasks.cell_labels import read_label_map
@@ -111,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
     for name in [*OUTPUTS.values(), FIGURE]:
         check_writable(out / name, args.overwrite)
     label_map = read_label_map(args.label_map) if args.label_map else None
-    reference = _read(args.reference, args.layer) if args.reference else None
-    query = _read(args.query, args.layer) if args.query else None
+    reference = read_counts(args.reference, args.layer) if args.reference else None
+    query = read_counts(args.query, args.layer) if args.query else None
     settings = AnnotationSettings(
         label_key=args.label_key,
         methods=tuple(dict.fromkeys(args.methods)),
@@ -140,16 +138,6 @@ def run(args: argparse.Namespace) -> int:
             classifier.save(out / "classifiers" / method)
     _report(result, out, args.overwrite)
     return 0
-
-
-def _read(path: str, layer: str | None) -> ad.AnnData:
-    """Read an .h5ad; with ``layer``, its counts become ``X``."""
-    adata = ad.read_h5ad(path)
-    if layer is not None:
-        if layer not in adata.layers:
-            raise KeyError(f"{path} has no layer {layer!r}; layers: {list(adata.layers)}")
-        adata.X = adata.layers[layer]
-    return adata
 
 
 def _report(result, out: Path, overwrite: bool) -> None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import anndata as ad
-
 from cellshift._io import check_writable, write_csv_atomic
-from cellshift.cli._common import comma_list
+from cellshift.cli._common import comma_list, read_counts
 from cellshift.plotting.insilico import top_shifts
 from cellshift.tasks.insilico import InsilicoSettings, insilico_perturb
 from cellshift.tasks.perturbation_ops import OPERATIONS
@@ -97,14 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _read(path: str, layer: str | None):
     """An .h5ad (its ``layer`` as counts) or a corpus directory, passed on as a path."""
-    if Path(path).is_dir():
-        return path
-    adata = ad.read_h5ad(path)
-    if layer is not None:
-        if layer not in adata.layers:
-            raise KeyError(f"{path} has no layer {layer!r}; layers: {list(adata.layers)}")
-        adata.X = adata.layers[layer]
-    return adata
+    return path if Path(path).is_dir() else read_counts(path, layer)
 
 
 def _report(result, measure: str, out: Path) -> None:
