@@ -16,11 +16,12 @@ steps, two ways, on the same cells, the same number of AdamW steps and the same 
   vocabulary, 10% kept) and ``transformers.BertForMaskedLM`` with SDPA attention, which computes
   full-vocabulary logits at every position and the cross-entropy over the masked ones.
 
-Both models have the same size: preset ``small`` (4 layers, 128 hidden, 4 heads, 256 FFN, ReLU,
-hidden dropout 0.02, no attention dropout, untied output layer), the same vocabulary, the same
-initial seed. A step is: read the batch's cells from the memory-mapped corpus, pad, mask, move to
-the device, forward, backward, clip the gradient norm to 1.0, AdamW step (lr 1e-3, weight decay
-1e-3). Bf16 autocast on CUDA (and padding to a multiple of 8 for cellshift, as ``pretrain`` does).
+Both models have the same size: preset ``small`` by default (4 layers, 128 hidden, 4 heads, 256 FFN,
+ReLU, hidden dropout 0.02, no attention dropout; ``--preset`` for another), untied output layer, the
+same vocabulary, the same initial seed. A step is: read the batch's cells from the memory-mapped
+corpus, pad, mask, move to the device, forward, backward, clip the gradient norm to 1.0, AdamW step
+(lr 1e-3, weight decay 1e-3). Bf16 autocast on CUDA (and padding to a multiple of 8 for cellshift, as
+``pretrain`` does).
 
 Data: the bundled Kang PBMC (human, min_genes 200) and mouse pancreas (min_genes 500) corpora,
 tokenised (no special tokens, at most 2,048 tokens per cell) with a gene-median table computed
@@ -48,8 +49,9 @@ Run
 ---
 ``.venv/bin/python benchmarks/pretrain.py`` (max_length 2048; ~10.5 min on 2 cores at load average ~10),
 ``--max-lengths 2048,512`` to add 512, ``--quick`` for a smoke test (few steps, one repeat, written
-to ``benchmarks/_work/``), ``--device cuda --peak-tflops 989`` on a GPU (H100 bf16 dense peak).
-Results: ``benchmarks/results/pretrain.json`` and ``pretrain.md``.
+to ``benchmarks/_work/``), ``--device cuda --peak-tflops 989`` on a GPU (H100 bf16 dense peak),
+``--preset geneformer-v1`` for Geneformer V1's size. Results: ``benchmarks/results/pretrain.json`` and
+``pretrain.md``, or ``pretrain.json`` and ``pretrain.md`` in ``--out``.
 """
 
 import argparse
@@ -163,16 +165,16 @@ def sample_cells(n_rows: int, warmup: int, steps: int, batch_size: int) -> tuple
 
 
 # --- the two sides -----------------------------------------------------------------------------
-def build_models(table, max_length: int):
-    """cellshift's model and a ``BertForMaskedLM`` of the same size, both freshly initialised."""
+def build_models(table, max_length: int, preset: str):
+    """cellshift's model and a ``BertForMaskedLM`` of the same size (``preset``), both freshly initialised."""
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
     from cellshift.models import CellshiftForMaskedGeneModeling, config_from_preset
 
-    config = config_from_preset(PRESET, table)
+    config = config_from_preset(preset, table)
     if max_length > config.max_position_embeddings:
-        raise ValueError(f"max_length {max_length} exceeds the {PRESET} preset's {config.max_position_embeddings}")
+        raise ValueError(f"max_length {max_length} exceeds the {preset} preset's {config.max_position_embeddings}")
     torch.manual_seed(SEED)
     cellshift = CellshiftForMaskedGeneModeling(config)
     bert_config = BertConfig(**{name: getattr(config, name) for name in BERT_FIELDS}, tie_word_embeddings=False)
@@ -257,7 +259,7 @@ def run_one(side: str, max_length: int, options: dict) -> None:
     lengths = cells.lengths
     dataset = cells.dataset.select_columns(["input_ids"])
     warmup_rows, measured_rows = sample_cells(len(lengths), options["warmup"], options["steps"], options["batch_size"])
-    config, cellshift, plain = build_models(cells.gene_table, max_length)
+    config, cellshift, plain = build_models(cells.gene_table, max_length, options["preset"])
     model = cellshift if side == "cellshift" else plain
     del cellshift, plain
     model.to(device).train()
@@ -404,6 +406,8 @@ def summarise(runs: list[dict], peak_tflops: float | None) -> list[dict]:
 
 
 def markdown(report: dict) -> str:
+    from cellshift.models import PRESETS
+
     settings, machine = report["settings"], report["machine"]
     cuda = settings["device"].startswith("cuda")
     memory = "peak GPU memory MiB" if cuda else "peak RSS MiB"
@@ -429,9 +433,12 @@ def markdown(report: dict) -> str:
         if row["side"] == "plain"
     )
     device = report["runs"][0]["device_name"] if cuda else f"{machine['cpu_count']} CPU cores ({machine['cpu_model']})"
+    preset = settings["preset"]
+    size = PRESETS[preset]
     lines += [
         "",
-        f"Preset `{PRESET}` (4 layers, 128 hidden, 4 heads, 256 FFN), vocabulary {data['vocabulary']:,}, "
+        f"Preset `{preset}` ({size['num_hidden_layers']} layers, {size['hidden_size']} hidden, "
+        f"{size['num_attention_heads']} heads, {size['intermediate_size']} FFN), vocabulary {data['vocabulary']:,}, "
         f"batch size {settings['batch_size']}, {settings['steps']} measured AdamW steps after {settings['warmup']} "
         f"warm-up step(s), the same {settings['steps'] * settings['batch_size']} cells on both sides (a random sample "
         f"of the bundled Kang PBMC + mouse pancreas corpora: mean tokens per cell {per_cell}; corpus mean "
@@ -513,6 +520,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=None, help=f"alternating runs per side (default {REPEATS})")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per side on CPU")
+    parser.add_argument("--preset", default=PRESET, help=f"model size of both sides (default {PRESET})")
+    parser.add_argument("--out", type=Path, default=None, help="folder for pretrain.json and pretrain.md")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak (e.g. 989 for H100 bf16) for MFU")
     parser.add_argument("--quick", action="store_true", help="smoke test: max_length 512, 3 steps, one run")
@@ -537,13 +546,16 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": args.batch_size,
         "threads": args.threads,
         "device": args.device or default_device(),
+        "preset": args.preset,
     }
     repeats = args.repeats or defaults["repeats"]
-    out_json, out_md = (
-        (WORK / "pretrain-quick.json", WORK / "pretrain-quick.md")
-        if args.quick
-        else (RESULTS / "pretrain.json", RESULTS / "pretrain.md")
-    )
+    if args.out is not None:
+        out_json, out_md = args.out / "pretrain.json", args.out / "pretrain.md"
+    elif args.quick:
+        out_json, out_md = WORK / "pretrain-quick.json", WORK / "pretrain-quick.md"
+    else:
+        out_json, out_md = RESULTS / "pretrain.json", RESULTS / "pretrain.md"
+
 
     # tokenising runs in its own process, so the driver stays small (children inherit its peak RSS)
     print("preparing the corpora (cached when present)...", flush=True)
@@ -561,7 +573,6 @@ def main(argv: list[str] | None = None) -> None:
             **options,
             "repeats": repeats,
             "max_lengths": max_lengths,
-            "preset": PRESET,
             "mask_probability": MASK_PROBABILITY,
             "learning_rate": LEARNING_RATE,
             "weight_decay": WEIGHT_DECAY,
