@@ -97,7 +97,7 @@ def test_returned_null_draws_give_the_z_scores_and_the_fdr_is_benjamini_hochberg
     table, nulls = score_perturbations(
         adata, **KEYS, metrics=("edistance", "wasserstein"), n_null=25, seed=2, return_nulls=True
     )
-    assert set(nulls.columns) == {"metric", "null_size", "value"}
+    assert set(nulls.columns) == {"metric", "null_size", "value", "z"}
     for _, row in table.iterrows():
         in_null = (nulls["metric"] == "wasserstein") & (nulls["null_size"] == row["wasserstein_null_size"])
         null = nulls.loc[in_null, "value"].to_numpy()

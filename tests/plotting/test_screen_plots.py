@@ -216,13 +216,19 @@ def test_pair_distance_distributions_show_every_pair_and_the_median(screen, tmp_
         pair_distance_distributions(pairs, metric="cosine_edistance")
 
 
-def test_standardised_nulls_have_zero_mean_and_unit_spread_per_size(screen):
+def test_standardised_nulls_are_the_draws_on_the_z_scale(screen):
     keys = {"embedding": "X_pca", "perturbation_key": "target_gene", "control": "non-targeting"}
     _, nulls = score_perturbations(screen, **keys, metrics=["edistance"], n_null=40, null_size=None, return_nulls=True)
     pooled = standardised_nulls(nulls, "edistance")
     assert pooled.size == len(nulls)
     for size in nulls["null_size"].unique():
-        values = pooled[(nulls["null_size"] == size).to_numpy()]
+        rows = (nulls["null_size"] == size).to_numpy()
+        ratios = nulls["value"].to_numpy()[rows] / pooled[rows]  # each size has one exact sd
+        np.testing.assert_allclose(ratios, ratios[0], rtol=1e-9)
+        assert abs(pooled[rows].mean()) < 0.6 and 0.5 < pooled[rows].std(ddof=1) < 1.6
+    without_z = standardised_nulls(nulls.drop(columns="z"), "edistance")  # older tables: within-size scale
+    for size in nulls["null_size"].unique():
+        values = without_z[(nulls["null_size"] == size).to_numpy()]
         assert values.mean() == pytest.approx(0.0, abs=1e-12) and values.std(ddof=1) == pytest.approx(1.0)
     with pytest.raises(KeyError, match="wasserstein"):
         standardised_nulls(nulls, "wasserstein")

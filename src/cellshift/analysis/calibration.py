@@ -95,13 +95,18 @@ def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
 
 
 def standardised_nulls(nulls: pd.DataFrame, metric: str) -> np.ndarray:
-    """Null draws of ``metric`` as z-scores within their size, ``(v - mean) / sd`` (``ddof=1``), pooled.
+    """Null draws of ``metric`` on the z scale, pooled over sizes.
 
-    ``nulls`` is the second table of ``score_perturbations(..., return_nulls=True)``. On this
-    scale every perturbation's ``<metric>_z`` can be compared with one pooled null.
+    ``nulls`` is the second table of ``score_perturbations(..., return_nulls=True)``: its ``z``
+    column holds each draw as the p-values read it (for E-distances against all controls, the
+    draw over its exact permutation sd). Tables without it are standardised within their size,
+    ``(v - mean) / sd`` (``ddof=1``). On this scale every perturbation's ``<metric>_z`` can be
+    compared with one pooled null.
     """
     rows = nulls[nulls["metric"] == metric]
     if rows.empty:
         raise KeyError(f"no null draws of metric {metric!r}; metrics: {sorted(nulls['metric'].unique())}")
+    if "z" in rows.columns:
+        return rows["z"].to_numpy()
     grouped = rows.groupby("null_size")["value"]
     return ((rows["value"] - grouped.transform("mean")) / grouped.transform("std")).to_numpy()

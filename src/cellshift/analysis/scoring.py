@@ -128,7 +128,8 @@ def score_perturbations(
         ``<metric>, <metric>_z, <metric>_pvalue, <metric>_null_size`` (the size of the control
         groups of its null).
     pandas.DataFrame
-        With ``return_nulls``: every null draw, columns ``metric, null_size, value``.
+        With ``return_nulls``: every null draw, columns ``metric, null_size, value`` and ``z`` (the
+        draw on the z scale its p-values are read from).
 
     Raises
     ------
@@ -162,8 +163,10 @@ def score_perturbations(
             zs, standardised = _standardise_each(values, [nulls[size] for size in sizes])
         add_scores(table, metric, values, zs, standardised)
         table[f"{metric}_null_size"] = sizes
+        on_z_scale = dict(zip(sizes, standardised, strict=True))  # one standardisation per null size
         null_frames += [
-            pd.DataFrame({"metric": metric, "null_size": size, "value": null}) for size, null in nulls.items()
+            pd.DataFrame({"metric": metric, "null_size": size, "value": null, "z": on_z_scale[size]})
+            for size, null in nulls.items()
         ]
     if return_nulls:
         return table, pd.concat(null_frames, ignore_index=True)

@@ -25,6 +25,33 @@ from cellshift.plotting import (
 from cellshift.plotting.training import plot_loss_curve
 from cellshift.report import build_report, screen_sections
 
+FIGURE_CAPTIONS = {
+    "Normalised distances per embedding": (
+        "z of every perturbation's distance to the controls, per embedding, grouped by its number of DEGs; "
+        "z > 2 is far from the controls (read the exact p and FDR in the ranked table)."
+    ),
+    "Normalised distances between held-out perturbations": (
+        "z of the E-distance between every pair of perturbations held out from fine-tuning; higher means the "
+        "embedding tells the two apart (the bar is the median)."
+    ),
+    "Contrastive fine-tuning": (
+        "Loss per step (similar and dissimilar pairs) and the mean distance of each kind of pair against the "
+        "margin; dashed: the same on held-out validation pairs."
+    ),
+    "Control null (z-scores of random control groups, pooled over sizes)": (
+        "Random groups of control cells on the same z scale as the perturbations, with the perturbations' z: "
+        "perturbations beyond the bulk of the control null differ from the controls."
+    ),
+    "0-DEG enrichment p-values against the top n": (
+        "-log10 p of the gene-set enrichment among the top n perturbations with no DEGs; points above the "
+        "dashed Bonferroni line are significant."
+    ),
+    "UMAP of perturbed vs control cells": (
+        "Control cells in grey, the chosen perturbations' cells in colour, one UMAP per embedding: a "
+        "perturbation that shifts cells forms its own region."
+    ),
+}
+
 
 def draw_figures(run: ScreenRun, adata: ad.AnnData) -> None:
     """The run's figures, written into ``figures/`` and kept in ``run.figures`` under their report titles.
@@ -122,6 +149,7 @@ def write_report(run: ScreenRun, n_cells: int, notes: dict[str, str]) -> None:
         summary=summary,
         enrichment=run.enrichment,
         figures=run.figures,
+        captions=FIGURE_CAPTIONS,
         response=run.response,
         response_figure=run.response_figure,
         split=split_table(run.split),

@@ -74,6 +74,7 @@ def screen_sections(
     findings: Sequence[str] | None = None,
     enrichment: pd.DataFrame | None = None,
     figures: Mapping[str, FigureLike] | None = None,
+    captions: Mapping[str, str] | None = None,
     response: pd.DataFrame | None = None,
     response_figure: FigureLike | None = None,
     split: pd.DataFrame | None = None,
@@ -102,6 +103,8 @@ def screen_sections(
         Table of :mod:`cellshift.analysis.enrichment`.
     figures
         Section title -> figure (Figure, PNG bytes or PNG file).
+    captions
+        Section title -> the text shown under that figure (what it shows, how to read it).
     response, response_figure
         Summary table and figure of the response-prediction benchmark
         (:func:`cellshift.analysis.response.benchmark`).
@@ -134,7 +137,9 @@ def screen_sections(
     )
     if enrichment is not None:
         sections.append(Section(TITLES["enrichment"], table=enrichment))
-    sections += [Section(title, figure=figure) for title, figure in (figures or {}).items()]
+    captions = captions or {}
+    for title, figure in (figures or {}).items():
+        sections.append(Section(title, figure=figure, caption=captions.get(title)))
     if response is not None:
         sections.append(Section(TITLES["response"], text=RESPONSE_TEXT, table=response, figure=response_figure))
     if split is not None:
