@@ -67,7 +67,8 @@ def _shifted(name: str, table: pd.DataFrame, n_degs: pd.Series, metric: str, fdr
         return ""
     hits = table[table[column] < fdr].sort_values(f"{metric}_z", ascending=False)
     zero = [p for p in hits["perturbation"].astype(str) if n_degs.get(p, -1) == 0]
-    named = ", ".join(hits["perturbation"].astype(str).head(5)) + (", ..." if len(hits) > 5 else "")
+    named = ", ".join(hits["perturbation"].astype(str).head(5))
+    named += f" and {len(hits) - 5} more" if len(hits) > 5 else ""
     sentence = f"{name}: {len(hits)} of {len(table)} perturbations shift cells ({metric}, FDR < {fdr:g})"
     sentence += f": {named}." if len(hits) else "."
     if zero:

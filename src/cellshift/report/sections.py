@@ -43,9 +43,10 @@ TITLES = {
 }
 
 MEDIANS_TEXT = (
-    "Median over perturbations of the normalised distance z = (D - mean_null) / sd_null to the control cells, per "
-    "model, pool of perturbations and metric (Zhao et al. 2025, Table 1). The pair rows give the median over pairs "
-    "of perturbations of their normalised distance to each other."
+    "Median over perturbations of the normalised distance z to the control cells (E-distances: the distance over "
+    "its exact permutation spread; see the ranked perturbations), per model, pool of perturbations and metric "
+    "(Zhao et al. 2025, Table 1). The pair rows give the median over pairs of perturbations of their normalised "
+    "distance to each other."
 )
 RESPONSE_TEXT = (
     "Pseudobulk change of each held-out knock-down predicted from gene embeddings (kNN, 5 splits of the "
