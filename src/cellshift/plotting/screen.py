@@ -331,7 +331,7 @@ def control_null(
         axis.legend(fontsize="small", loc="center right")
         axis.set_xlabel(metric)
         axis.set_ylabel("null draws")
-        axis.set_title(f"{title} ({values.size} draws)")
+        axis.set_title(f"{title} ({values.size} null draws, all sizes)")
     return finish(figure, path, overwrite)
 
 
@@ -344,6 +344,13 @@ def _mark_observed(axis: Axes, observed: pd.DataFrame, metric: str, label_top: i
         rows[metric], np.zeros(len(rows)), "|", color=CLASS_COLORS[2], markersize=12, clip_on=False, label="observed"
     )
     top = axis.get_ylim()[1]
+    low, high = axis.get_xlim()
+    placed: list[tuple[float, int]] = []  # (x, level) of the names written so far
     for _, row in rows.head(label_top).iterrows():
         axis.axvline(row[metric], color=CLASS_COLORS[2], linewidth=0.7)
-        axis.text(row[metric], top, str(row["perturbation"]), rotation=90, va="top", ha="right", fontsize="x-small")
+        # a name goes to the highest of 4 heights not taken by a name within 4% of the axis, so none overlap
+        taken = {level for x, level in placed if abs(row[metric] - x) < 0.04 * (high - low)}
+        level = next((level for level in range(4) if level not in taken), 0)
+        height = top * (1.0 - 0.28 * level)
+        axis.text(row[metric], height, str(row["perturbation"]), rotation=90, va="top", ha="right", fontsize="x-small")
+        placed.append((row[metric], level))
