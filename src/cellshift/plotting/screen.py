@@ -214,7 +214,8 @@ def enrichment_pvalues(
 ) -> Figure:
     """``-log10 p`` of the 0-DEG enrichment vs the number ``n`` of top perturbations (Figure 6).
 
-    One panel per model (when there is a ``model`` column) and gene set, one line per metric.
+    A grid: one row per gene set, one column per model (when there is a ``model`` column), one
+    line per metric, one legend.
     The dashed line is the Bonferroni threshold ``-log10(alpha / m)``, ``m`` the number of
     distinct ``top_n`` tested in the panel (the p-values shown are unadjusted, so a point above
     the line has ``p_bonferroni < alpha``).
@@ -244,26 +245,38 @@ def enrichment_pvalues(
         raise ValueError("enrichment table is empty; nothing to plot")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    keys = ["model", "gene_set"] if "model" in enrichment.columns else ["gene_set"]
-    panels = list(enrichment.groupby(keys, sort=False))
+    models = list(dict.fromkeys(enrichment["model"])) if "model" in enrichment.columns else [None]
+    gene_sets = list(dict.fromkeys(enrichment["gene_set"]))
     metrics = list(dict.fromkeys(enrichment["metric"]))
-
-    figure = new_figure(3.8 * len(panels), 3.6)
-    axes = figure.subplots(1, len(panels), squeeze=False).ravel()
-    for axis, (key, panel) in zip(axes, panels, strict=True):
-        for index, metric in enumerate(metrics):
-            rows = panel[panel["metric"] == metric].sort_values("top_n")
-            axis.plot(rows["top_n"], -np.log10(rows["p_value"]), marker=METRIC_MARKERS[index % 5], label=metric)
-        n_tests = panel["top_n"].nunique()
-        threshold = -np.log10(alpha / n_tests)
-        axis.axhline(threshold, color="black", linestyle="--", linewidth=0.8, label=f"Bonferroni {alpha} (m={n_tests})")
-        axis.set_ylim(bottom=0.0)
-        axis.set_xticks(sorted(panel["top_n"].unique()))
-        axis.set_xlabel("top n perturbations (0-DEG pool)")
-        axis.set_ylabel("-log10 p (permutation)")
-        axis.set_title(" / ".join(map(str, key if isinstance(key, tuple) else (key,))))
-        axis.legend(fontsize="small")
+    figure = new_figure(0.6 + 3.0 * len(models), 0.6 + 2.6 * len(gene_sets))
+    grid = figure.subplots(len(gene_sets), len(models), squeeze=False, sharey="row")
+    for row, gene_set in enumerate(gene_sets):
+        for column, model in enumerate(models):
+            in_panel = enrichment["gene_set"] == gene_set
+            if model is not None:
+                in_panel &= enrichment["model"] == model
+            axis = grid[row, column]
+            _enrichment_panel(axis, enrichment[in_panel], metrics, alpha)
+            axis.set_title(gene_set if model is None else f"{model} / {gene_set}", fontsize="medium")
+            if row == len(gene_sets) - 1:
+                axis.set_xlabel("top n 0-DEG perturbations")
+            if column == 0:
+                axis.set_ylabel("-log10 p")
+    handles, labels = grid[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
     return finish(figure, path, overwrite)
+
+
+def _enrichment_panel(axis: Axes, panel: pd.DataFrame, metrics: list[str], alpha: float) -> None:
+    """One metric line per metric and the Bonferroni line of the panel's number of tests."""
+    for index, metric in enumerate(metrics):
+        rows = panel[panel["metric"] == metric].sort_values("top_n")
+        axis.plot(rows["top_n"], -np.log10(rows["p_value"]), marker=METRIC_MARKERS[index % 5], label=metric)
+    n_tests = max(1, panel["top_n"].nunique())
+    threshold = -np.log10(alpha / n_tests)
+    axis.axhline(threshold, color="black", linestyle="--", linewidth=0.8, label=f"Bonferroni {alpha}")
+    axis.set_ylim(bottom=0.0, top=max(threshold, float(-np.log10(panel["p_value"]).max())) * 1.15)
+    axis.set_xticks(sorted(panel["top_n"].unique()))
 
 
 def control_null(
