@@ -131,7 +131,10 @@ def screen_sections(
                 f"Perturbations ranked by normalised {metric} in the {ranking_model} embedding. "
                 "z is the distance over its exact permutation spread (mean 0, sd 1 for a group no different "
                 "from the controls, at any size); p comes from control-null draws on the same scale, or "
-                "from a fitted tail ('tail fit') where z lies beyond all but a few draws; fdr is Benjamini-Hochberg."
+                "from a fitted tail ('tail fit') where z lies beyond all but a few draws; fdr is Benjamini-Hochberg. "
+                "knockdown is the target gene's mean normalised expression in the perturbed cells over that in the "
+                "controls (1 = unchanged, 0.2 = 80% knocked down); it is empty when the target gene is not among "
+                "the measured genes or not expressed in the controls."
             ),
             table=ranking,
         )
