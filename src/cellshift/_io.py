@@ -13,10 +13,19 @@ from pathlib import Path
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:
-    """Refuse to replace an existing ``path`` unless ``overwrite``; return it as a Path."""
+    """Refuse to replace an existing ``path`` unless ``overwrite``, or to write where no file can go; return it.
+
+    The nearest existing folder above ``path`` must be a writable folder (not a file), so a bad
+    output path fails before any work rather than after it.
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another {option} or pass --overwrite (overwrite=True)")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {path}: {folder} is not a writable folder; choose another {option}")
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import anndata as ad
 
@@ -67,8 +68,13 @@ def add_screen_options(parser: argparse.ArgumentParser) -> None:
 
 
 def read_counts(path: str, layer: str | None) -> ad.AnnData:
-    """Read an .h5ad; with ``layer``, that layer's counts become ``X``."""
-    adata = ad.read_h5ad(path)
+    """Read an .h5ad; with ``layer``, that layer's counts become ``X``; unreadable files get one clear error."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist or is not a file")
+    try:
+        adata = ad.read_h5ad(path)
+    except OSError as error:
+        raise ValueError(f"cannot read {path} as .h5ad (is it an AnnData file, complete?): {error}") from None
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(f"{path} has no layer {layer!r}; layers: {list(adata.layers)}")
