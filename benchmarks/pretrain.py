@@ -67,6 +67,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import git_state, machine_info
+
+from cellshift._io import write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "pretrain"
@@ -144,7 +147,7 @@ def prepare_corpora() -> dict:
         "length_max": int(lengths.max()),
         "seconds": time.perf_counter() - started,
     }
-    write_atomically(marker, json.dumps(facts, indent=2) + "\n")
+    write_text_atomic(marker, json.dumps(facts, indent=2) + "\n")
     return {**facts, "cached": False}
 
 
@@ -460,48 +463,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def machine_info(device: str) -> dict:
-    from importlib.metadata import version
-
-    import psutil
-
-    model = ""
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        model = names[0] if names else ""
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": psutil.virtual_memory().total / 2**30,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "device": device,
-        **{name: version(name) for name in ("numpy", "torch", "transformers", "datasets", "cellshift")},
-    }
-
-
-def source_state() -> dict:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True)
-        return done.stdout if done.returncode == 0 else ""
-
-    return {
-        "git_commit": git("rev-parse", "HEAD").strip(),
-        "src_uncommitted_files": git("status", "--porcelain", "--", "src").splitlines(),
-    }
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def default_device() -> str:
     done = subprocess.run(
         [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
@@ -566,8 +527,8 @@ def main(argv: list[str] | None = None) -> None:
         raise RuntimeError(f"preparing the corpora failed:\n{prepared.stderr[-3000:]}")
     data = json.loads([line for line in prepared.stdout.splitlines() if line.startswith("PREPARED ")][-1][9:])
     report = {
-        "machine": machine_info(options["device"]),
-        "source": source_state(),
+        "machine": machine_info(("numpy", "torch", "transformers", "datasets", "cellshift"), device=options["device"]),
+        "source": git_state(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "settings": {
             **options,
@@ -597,8 +558,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
     report["summary"] = summarise(report["runs"], args.peak_tflops)
     report["total_seconds"] = time.perf_counter() - began
-    write_atomically(out_json, json.dumps(report, indent=2) + "\n")
-    write_atomically(out_md, markdown(report))
+    write_text_atomic(out_json, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out_md, markdown(report))
     print(markdown(report))
     print(f"total {report['total_seconds'] / 60:.1f} min; wrote {out_json} and {out_md}")
 

@@ -59,7 +59,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -69,6 +68,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import git_state, machine_info
+
+from cellshift._io import write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -443,53 +445,15 @@ def check_in_subprocess(case: str, methods_run: list[str]) -> dict:
 
 
 # --- driver ------------------------------------------------------------------------------------
-def machine_info() -> dict:
-    from importlib.metadata import version
-
-    import psutil
-
-    model = ""
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        model = names[0] if names else ""
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": psutil.virtual_memory().total / 2**30,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("numpy", "scipy", "anndata", "h5py", "pyarrow", "datasets", "cellshift")},
-    }
-
-
 def source_state() -> dict:
     """Git commit, uncommitted files under src/, and a hash of the benchmarked code (tokenize/, data/)."""
     import hashlib
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True)
-        return done.stdout if done.returncode == 0 else ""
 
     code = hashlib.sha256()
     for folder in ("tokenize", "data"):
         for file in sorted((HERE.parent / "src" / "cellshift" / folder).glob("*.py")):
             code.update(file.name.encode() + file.read_bytes())
-    return {
-        "git_commit": git("rev-parse", "HEAD").strip(),
-        "src_uncommitted_files": git("status", "--porcelain", "--", "src").splitlines(),
-        "tokenizer_code_sha256": code.hexdigest(),
-    }
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    return {**git_state(), "tokenizer_code_sha256": code.hexdigest()}
 
 
 def linear_fit(points: list[tuple[int, float]], x: int) -> float:
@@ -624,7 +588,7 @@ def main(argv: list[str] | None = None) -> None:
         else (RESULTS / "tokenize.json", RESULTS / "tokenize.md")
     )
     report = {
-        "machine": machine_info(),
+        "machine": machine_info(("numpy", "scipy", "anndata", "h5py", "pyarrow", "datasets", "cellshift")),
         "source": source_state(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "settings": {
@@ -735,8 +699,8 @@ def main(argv: list[str] | None = None) -> None:
         if now["tokenizer_code_sha256"] != report["source"]["tokenizer_code_sha256"]:
             report["source_changed_during_run"] = now
             print("warning: the tokenizer code changed during the run; see source_changed_during_run", flush=True)
-        write_atomically(out_json, json.dumps(report, indent=2) + "\n")
-        write_atomically(out_md, markdown(report))
+        write_text_atomic(out_json, json.dumps(report, indent=2) + "\n")
+        write_text_atomic(out_md, markdown(report))
     print(markdown(report))
     print(f"total {report['total_seconds'] / 60:.1f} min; wrote {out_json} and {out_md}")
 
