@@ -26,7 +26,8 @@ def test_sd_equals_the_spread_over_every_labelling(metric, function, n, m):
         group[list(chosen)] = True
         values.append(function(pooled[group], pooled[~group]))
     values = np.array(values)
-    sd = ReferencePieces(pooled[n:], metric=metric).group_sd(pooled[:n])
+    value, sd = ReferencePieces(pooled[n:], metric=metric).group_statistics(pooled[:n])
+    assert value == pytest.approx(function(pooled[:n], pooled[n:]), rel=1e-12, abs=1e-12)
     assert abs(values.mean()) < 1e-12  # the U-statistic has permutation mean exactly 0
     assert sd == pytest.approx(values.std(), rel=1e-9)
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cellshift.analysis.screen_input import Screen
-from cellshift.metrics import ReferencePieces, get_metric
+from cellshift.metrics import ReferencePieces
 
 MIN_CELLS_PER_BATCH = 2
 
@@ -62,7 +62,6 @@ def batched_edistances(Z: np.ndarray, screen: Screen, batches: np.ndarray, metri
         ``"edistance"`` or ``"cosine_edistance"``.
     """
     batches = np.asarray(batches).astype(str)
-    distance = get_metric(metric)
     controls_per_batch = pd.Series(batches[screen.control_mask]).value_counts().sort_index()
     pieces = {
         batch: ReferencePieces(Z[screen.control_mask & (batches == batch)], metric=metric)
@@ -76,8 +75,7 @@ def batched_edistances(Z: np.ndarray, screen: Screen, batches: np.ndarray, metri
         for batch, reference in pieces.items():
             cells = Z[in_group & (batches == batch)]
             if len(cells) >= MIN_CELLS_PER_BATCH:
-                controls = Z[screen.control_mask & (batches == batch)]
-                parts.append((len(cells), distance(cells, controls), reference.group_sd(cells)))
+                parts.append((len(cells), *reference.group_statistics(cells)))
         values.append(np.nan if not parts else _weighted(parts)[0])
         zs.append(np.nan if not parts else _weighted(parts)[1])
         used.append(len(parts))

@@ -48,7 +48,6 @@ from cellshift.metrics import (
     ControlNull,
     ReferencePieces,
     get_metric,
-    group_distance_sums,
     pairwise_group_edistance,
     wasserstein,
 )
@@ -213,9 +212,9 @@ def _edistance_scores(
         if null_size is not None:
             screen.require_controls(null_size + 2, f"a null group of {null_size} cells vs the other controls")
         screen.require_controls(4, "a null of control groups vs the other controls")
-        scored = screen.scored_mask()
-        sums = group_distance_sums(Z[scored], screen.labels[scored], screen.control, metric=metric)
-        values = sums.edistance().reindex(list(screen.groups)).tolist()
+        pieces = ReferencePieces(control_Z, metric=metric)
+        statistics = [pieces.group_statistics(Z[screen.group_rows[group]]) for group in screen.groups]
+        values = [value for value, _ in statistics]
         sizes = _null_sizes(screen, null_size, n_control // 2)
     else:
         largest = null_size or max(screen.sizes)
@@ -237,11 +236,8 @@ def _edistance_scores(
     if reference != "all":
         zs, standardised = _standardise_each(values, [nulls[size] for size in sizes])
         return values, zs, sizes, nulls, standardised
-    pieces = ReferencePieces(control_Z, metric=metric)
     unit = {size: nulls[size] / pieces.subset_sd(size) for size in nulls}
-    zs = [
-        value / pieces.group_sd(Z[screen.group_rows[group]]) for value, group in zip(values, screen.groups, strict=True)
-    ]
+    zs = [value / sd for value, sd in statistics]
     return values, zs, sizes, nulls, [unit[size] for size in sizes]
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._edistance import edistance_from_sums
 from ._pairwise import augment_left, augment_right, euclidean_from_augmented, prepare_points, row_blocks, rows_per_block
 from ._registry import get_edistance_metric
 from ._validation import ArrayLike, as_points
@@ -98,15 +99,21 @@ class ReferencePieces:
 
     def group_sd(self, X: ArrayLike) -> float:
         """Permutation sd of the E-statistic of group ``X`` vs all reference cells (pooled ``X`` + reference)."""
+        return self.group_statistics(X)[1]
+
+    def group_statistics(self, X: ArrayLike) -> tuple[float, float]:
+        """E-distance of group ``X`` vs all reference cells and its permutation sd, from one pass over the distances."""
         x = prepare_points(as_points(X, "X", min_rows=2).to(self.points), self.ground, "X")
         cross_rows, cross_squares, reference_columns = _cross_sums(x, self.points, self.ground, self.chunk_size)
         within_rows, within_squares = _distance_sums(x, None, self.ground, self.chunk_size)
+        n = x.shape[0]
+        value = edistance_from_sums(float(cross_rows.sum()), float(within_rows.sum()), self.total, n, self.size)
         reference_rows = self.row_sums + reference_columns
         group_rows = cross_rows + within_rows
         total = float(reference_rows.sum() + group_rows.sum())
         row_square_sum = float((reference_rows * reference_rows).sum() + (group_rows * group_rows).sum())
         square_sum = self.square_sum + 2.0 * cross_squares + within_squares
-        return edistance_permutation_sd(x.shape[0], self.size, total, row_square_sum, square_sum)
+        return float(value), edistance_permutation_sd(n, self.size, total, row_square_sum, square_sum)
 
 
 def group_permutation_sds(
