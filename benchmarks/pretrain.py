@@ -517,7 +517,6 @@ def main(argv: list[str] | None = None) -> None:
     else:
         out_json, out_md = RESULTS / "pretrain.json", RESULTS / "pretrain.md"
 
-
     # tokenising runs in its own process, so the driver stays small (children inherit its peak RSS)
     print("preparing the corpora (cached when present)...", flush=True)
     prepared = subprocess.run(

@@ -48,6 +48,19 @@ def test_findings_are_computed_from_the_tables():
     assert len(screen_findings(scores, degs)) == 1  # missing tables leave their findings out
 
 
+def test_responder_finding_names_fractions_and_knockdown():
+    scores, degs, *_ = tables()
+    table = scores["pca"].assign(n_responders=[30, 0, 5, 0], fraction_responders=[0.6, 0.0, 0.1, 0.0])
+    knockdown = pd.DataFrame(
+        {"perturbation": ["A", "C"], "knockdown_responders": [0.1, 0.9], "knockdown_non_responders": [0.8, 0.7]}
+    )
+    findings = screen_findings(scores, degs, responders=("pca", table), responder_knockdown=knockdown)
+    assert findings[-1] == (
+        "Per-cell calls (pca): 2 of 4 perturbations have responding cells (most: A 60%, C 10%). Responders "
+        "express the target less than non-responders for 1 of 2 measured targets (median 50% vs 75% of control)."
+    )
+
+
 def test_findings_open_the_report():
     scores, degs, *_ = tables()
     sections = screen_sections(

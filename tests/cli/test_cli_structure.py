@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cellshift.analysis import degs, score_perturbation_pairs, score_perturbations, split_perturbations
+from cellshift.analysis import degs, score_cells, score_perturbation_pairs, score_perturbations, split_perturbations
 from cellshift.analysis.enrichment import zero_deg_enrichment
 from cellshift.analysis.response import benchmark
 from cellshift.cli import COMMANDS, build_parser, command_module
@@ -34,7 +34,7 @@ WRAPPED = {
     "embed": [EmbedOptions],
     "degs": [degs],
     "split": [split_perturbations],
-    "score": [score_perturbations, score_perturbation_pairs],
+    "score": [score_perturbations, score_perturbation_pairs, score_cells],
     "enrich": [zero_deg_enrichment],
     "predict-benchmark": [benchmark],
     "annotate": [AnnotationSettings, ClassifierSettings],

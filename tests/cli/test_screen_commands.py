@@ -63,6 +63,20 @@ def test_degs_then_score_from_the_command_line(tmp_path, small_screen, capsys):
     assert pairs.loc[("JAK2", "STAT1"), "edistance_z"] < pairs.loc[("CAV1", "STAT1"), "edistance_z"]
 
 
+def test_score_per_cell_calls_responders_and_adds_their_fraction(tmp_path, small_screen):
+    cells = tmp_path / "cells.csv"
+    args = ["score", str(small_screen), "--perturbation-key", "target_gene", "--control", "non-targeting"]
+    args += ["--embedding", "pca", "--metrics", "edistance", "--n-null", "20", "--per-cell", str(cells)]
+    assert main([*args, "--out", str(tmp_path / "scores.csv")]) == 0
+    scores = pd.read_csv(tmp_path / "scores.csv").set_index("perturbation")
+    assert scores.loc["STAT1", "fraction_responders"] > scores.loc["CAV1", "fraction_responders"]
+    table = pd.read_csv(cells)
+    assert list(table.columns) == ["cell", "perturbation", "score", "pvalue", "fdr", "response"]
+    assert len(table) == 450 and set(table["response"]) <= {"responder", "non-responder"}
+    counts = table.groupby("perturbation")["response"].apply(lambda r: int((r == "responder").sum()))
+    assert (counts == scores["n_responders"].reindex(counts.index)).all()
+
+
 def test_screen_errors_name_the_problem(tmp_path, small_screen, capsys):
     code = main(
         [

@@ -68,6 +68,11 @@ def test_screen_run_with_a_model_writes_every_output(tmp_path, screen_slice, tin
         assert sorted(table["perturbation"]) == sorted(t for t in TARGETS if t != "non-targeting")
         assert table["edistance_z"].notna().all()
         assert (tmp_path / "run" / "scores" / f"{name}.csv").exists()
+        cells = pd.read_csv(tmp_path / "run" / "scores" / f"{name}.cells.csv")
+        responders = cells[cells["response"] == "responder"].groupby("perturbation").size()
+        assert (responders.reindex(table["perturbation"], fill_value=0).to_numpy() == table["n_responders"]).all()
+    assert "Per-cell responders" in result.figures and "Per-cell calls (finetuned)" in result.report.read_text()
+    assert (tmp_path / "run" / "responders_knockdown.csv").exists()
     stat1 = result.scores["pca"].set_index("perturbation")
     assert stat1["edistance_z"].idxmax() in ("STAT1", "IFNGR2", "JAK2")  # the IFN-gamma pathway knock-outs shift most
     assert (tmp_path / "run" / "finetuned_model" / "config.json").exists()

@@ -9,6 +9,8 @@ _EXPORTS = {
     "perturbation_distances": "scoring",
     "score_perturbation_pairs": "pair_scoring",
     "score_perturbations": "scoring",
+    "score_cells": "cell_scores",
+    "responder_knockdown": "responders",
     "Screen": "screen_input",
     "get_embedding": "screen_input",
     "validate_screen": "screen_input",

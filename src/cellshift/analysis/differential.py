@@ -215,17 +215,20 @@ def match_gene(target: str, var_names: pd.Index) -> str | None:
     return converted if converted in names else None
 
 
+def counts_per_10k(adata: ad.AnnData, layer: str | None = None) -> sparse.csr_matrix:
+    """``n_ig = 1e4 c_ig / sum_g' c_ig'`` (cells without counts stay 0), as a float64 CSR matrix."""
+    counts = sparse.csr_matrix(adata.X if layer is None else adata.layers[layer], dtype=np.float64)
+    library = np.asarray(counts.sum(axis=1)).ravel()
+    return sparse.diags(1e4 / np.where(library > 0, library, 1.0)) @ counts
+
+
 def knockdown(adata: ad.AnnData, screen: Screen, targets: dict[str, str], *, layer: str | None = None) -> list[float]:
     """Knock-down of each scored perturbation's target gene, in the order of ``screen.groups``.
 
     ``knockdown = mean_pert(n_t) / mean_ctrl(n_t)``, ``n_ig = 1e4 c_ig / sum_g' c_ig'``;
     NaN when the target is not measured or its control mean is 0.
     """
-    counts = adata.X if layer is None else adata.layers[layer]
-    counts = sparse.csr_matrix(counts, dtype=np.float64)
-    library = np.asarray(counts.sum(axis=1)).ravel()
-    scale = sparse.diags(1e4 / np.where(library > 0, library, 1.0))
-    normalized = scale @ counts
+    normalized = counts_per_10k(adata, layer)
     columns = {str(name): i for i, name in enumerate(adata.var_names)}
     result = []
     for group in screen.groups:

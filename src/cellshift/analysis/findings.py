@@ -3,7 +3,8 @@
 Each finding is computed from the run's tables, never typed in: which perturbations shift
 cells (Benjamini-Hochberg FDR below a threshold, per embedding), which of those have no DEGs,
 whether the 0-DEG enrichment is significant after Bonferroni correction, whether fine-tuning
-separated the held-out perturbations more than PCA, and whether the fine-tuning loss moved.
+separated the held-out perturbations more than PCA, whether the fine-tuning loss moved, and how
+many cells respond per perturbation (per-cell calls) with their on-target knock-down.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def screen_findings(
     enrichment: pd.DataFrame | None = None,
     medians: pd.DataFrame | None = None,
     finetune_log: pd.DataFrame | None = None,
+    responders: tuple[str, pd.DataFrame] | None = None,
+    responder_knockdown: pd.DataFrame | None = None,
 ) -> list[str]:
     """Sentences stating what the run found, one per finding.
 
@@ -44,6 +47,11 @@ def screen_findings(
         Table of :func:`cellshift.analysis.summary.medians_table`.
     finetune_log
         ``training/loss.csv`` of the fine-tuned model.
+    responders
+        ``(embedding name, its scores table)`` with the per-cell columns ``n_responders`` and
+        ``fraction_responders`` (:func:`cellshift.analysis.score_cells`).
+    responder_knockdown
+        Table of :func:`cellshift.analysis.responder_knockdown` for that embedding.
 
     Returns
     -------
@@ -58,6 +66,8 @@ def screen_findings(
         findings.append(_separation(medians, metric))
     if finetune_log is not None and len(finetune_log) > 1:
         findings.append(_loss_moved(finetune_log))
+    if responders is not None and "fraction_responders" in responders[1].columns:
+        findings.append(_responders(*responders, responder_knockdown))
     return [finding for finding in findings if finding]
 
 
@@ -107,3 +117,20 @@ def _loss_moved(log: pd.DataFrame) -> str:
     verdict = "fell" if change < -0.05 else "rose" if change > 0.05 else "barely moved"
     first, last = losses.iloc[0], losses.iloc[-1]
     return f"The fine-tuning loss {verdict}: {first:.3g} at the first logged step, {last:.3g} at the last."
+
+
+def _responders(name: str, table: pd.DataFrame, knockdown: pd.DataFrame | None) -> str:
+    called = table[table["n_responders"] > 0].sort_values("fraction_responders", ascending=False)
+    named = ", ".join(f"{row.perturbation} {row.fraction_responders:.0%}" for row in called.head(5).itertuples())
+    sentence = f"Per-cell calls ({name}): {len(called)} of {len(table)} perturbations have responding cells"
+    sentence += f" (most: {named})." if len(called) else "."
+    if knockdown is not None:
+        both = knockdown.dropna(subset=["knockdown_responders", "knockdown_non_responders"])
+        if len(both):
+            lower = int((both["knockdown_responders"] < both["knockdown_non_responders"]).sum())
+            sentence += (
+                f" Responders express the target less than non-responders for {lower} of {len(both)} measured "
+                f"targets (median {both['knockdown_responders'].median():.0%} vs "
+                f"{both['knockdown_non_responders'].median():.0%} of control)."
+            )
+    return sentence

@@ -160,8 +160,9 @@ def ranked_table(
     Returns
     -------
     pandas.DataFrame
-        ``rank, perturbation, n_cells``, then ``n_degs`` and ``knockdown`` when known, the
-        ``_z`` of every metric present, ``<metric>_pvalue``, its source (``draws``, or ``tail
+        ``rank, perturbation, n_cells``, then ``n_degs``, ``knockdown`` and
+        ``fraction_responders`` (per-cell calls) when known, the ``_z`` of every metric
+        present, ``<metric>_pvalue``, its source (``draws``, or ``tail
         fit`` past the draws' floor) and ``<metric>_fdr`` (Benjamini-Hochberg).
     """
     column = f"{metric}_z"
@@ -179,6 +180,7 @@ def ranked_table(
         "n_cells",
         "n_degs",
         "knockdown",
+        "fraction_responders",
         *(f"{m}_z" for m in Z_METRICS),
         f"{metric}_pvalue",
         f"{metric}_pvalue_source",

@@ -8,7 +8,8 @@ import anndata as ad
 import pandas as pd
 
 from cellshift._io import check_writable, write_csv_atomic
-from cellshift.analysis import score_perturbation_pairs, score_perturbations
+from cellshift.analysis import score_cells, score_perturbation_pairs, score_perturbations
+from cellshift.analysis.cell_scores import per_cell_table
 from cellshift.cli._common import add_screen_options, comma_list
 from cellshift.embed.registry import BASELINES, EmbedOptions, add_cell_embedding
 
@@ -39,13 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--layer", default=None, help="layer with raw counts for the baselines (default: X)")
     parser.add_argument(
+        "--per-cell",
+        default=None,
+        help="also score every perturbed cell against held-out controls and write the cells here (CSV); "
+        "adds n_responders and fraction_responders to the scores",
+    )
+    parser.add_argument("--fdr", type=float, default=0.05, help="FDR of the per-cell responder call")
+    parser.add_argument(
         "--batch-key", default=None, help="obs column of batches: compare within batches (E-distances only)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift score``."""
-    for extra in (args.nulls, args.pairs):
+    for extra in (args.nulls, args.pairs, args.per_cell):
         if extra:
             check_writable(extra, args.overwrite)
     adata = ad.read_h5ad(args.input)
@@ -67,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.batch_key:
         print(f"control cells per batch ({args.batch_key}): {scores.attrs['controls_per_batch']}")
+    if args.per_cell:
+        score_cells(adata, **common, fdr=args.fdr)
+        summary = adata.uns["perturbation_response"]["summary"]
+        scores = scores.merge(summary.drop(columns=["n_cells"]), on="perturbation", how="left")
     if args.degs:
         known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
         scores = scores.merge(known, on="perturbation", how="left")
@@ -75,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if args.nulls:
         write_csv_atomic(nulls, args.nulls, args.overwrite)
         print(f"null draws: {args.nulls}")
+    if args.per_cell:
+        write_csv_atomic(per_cell_table(adata, args.perturbation_key), args.per_cell, args.overwrite)
+        print(f"per-cell scores (responders at FDR {args.fdr}): {args.per_cell}")
     if args.pairs:
         pair_metrics = [metric for metric in args.metrics if metric != "wasserstein"]
         pairs = score_perturbation_pairs(

@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--response", action="store_true", help="also benchmark response prediction of unseen knock-downs"
     )
+    parser.add_argument(
+        "--no-per-cell", dest="per_cell", action="store_false", help="skip per-cell scores and responder calls"
+    )
+    parser.add_argument("--fdr", type=float, default=0.05, help="FDR of the per-cell responder call")
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     parser.add_argument("--batch-key", default=None, help="obs column of batches: distances within batches")
     parser.add_argument("--seed", type=int, default=0)
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         layer=args.layer,
         batch_key=args.batch_key,
+        per_cell=args.per_cell,
+        fdr=args.fdr,
         response=args.response,
     )
     result = run_screen(

@@ -14,6 +14,9 @@ Steps, each written into the run directory as it finishes:
    size-calibrated control null (``scores/<embedding>.csv``, null draws in
    ``scores/<embedding>.nulls.csv``), and between the perturbations held out from fine-tuning
    (``scores/<embedding>.pairs.csv``; the paper's Figure 5, second half);
+   per-cell scores and responder calls (``scores/<embedding>.cells.csv``, the fraction of
+   responders in the scores) and on-target knock-down in responders vs non-responders
+   (``responders_knockdown.csv``);
 6. 0-DEG enrichment of essential / cell-cycle genes among the top-ranked perturbations
    (``enrichment.csv``);
 7. optionally, response prediction of unseen knock-downs from gene embeddings
@@ -43,6 +46,7 @@ from cellshift.pipelines.screen_report import draw_figures, write_report
 from cellshift.pipelines.screen_run import ScreenRun, ScreenSettings
 from cellshift.pipelines.screen_steps import (
     add_embeddings,
+    check_responders,
     enrich_zero_deg_pool,
     find_degs_and_split,
     predict_responses,
@@ -114,6 +118,7 @@ def run_screen(
     find_degs_and_split(run, adata, saved_split)
     add_embeddings(run, adata, model, finetuned, progress)
     score_embeddings(run, adata)
+    check_responders(run, adata)
     enrich_zero_deg_pool(run)
     if settings.response:
         predict_responses(run, adata, model)

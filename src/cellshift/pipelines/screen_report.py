@@ -20,11 +20,13 @@ from cellshift.plotting import (
     distance_distributions,
     enrichment_pvalues,
     pair_distance_distributions,
+    responder_fractions,
     umap_compare_embeddings,
 )
 from cellshift.plotting.training import plot_loss_curve
 from cellshift.report import build_report, screen_sections
 
+RESPONDERS_TITLE = "Per-cell responders"
 FIGURE_CAPTIONS = {
     "Normalised distances per embedding": (
         "z of every perturbation's distance to the controls, per embedding, grouped by its number of DEGs; "
@@ -46,6 +48,14 @@ FIGURE_CAPTIONS = {
         "-log10 p of the gene-set enrichment among the top n perturbations with no DEGs; points above the "
         "dashed Bonferroni line are significant."
     ),
+    RESPONDERS_TITLE: (
+        "In the ranking embedding. Left: the fraction of each perturbation's cells called responders (bar; "
+        "cross-fitted score against "
+        "held-out controls, Benjamini-Hochberg within the perturbation) and the estimated responding fraction "
+        "(circle, Storey), which also counts cells shifted too weakly to be called one by one. Right: target "
+        "expression over control in non-responders and responders; responders sit lower when the call finds "
+        "the knocked-down cells."
+    ),
     "UMAP of perturbed vs control cells": (
         "Control cells in grey, the chosen perturbations' cells in colour, one UMAP per embedding: a "
         "perturbation that shifts cells forms its own region."
@@ -58,7 +68,8 @@ def draw_figures(run: ScreenRun, adata: ad.AnnData) -> None:
 
     ``distances.png``, ``pair_distances.png`` (with pair scores), ``finetune_loss.png`` (with a
     fine-tuned model that has a loss log), ``control_null.png``, ``enrichment.png`` (with an
-    enrichment table) and ``umap.png`` (of ``settings.umap_perturbations``, by default the two
+    enrichment table), ``responders.png`` (with per-cell scores) and ``umap.png`` (of
+    ``settings.umap_perturbations``, by default the two
     top-ranked perturbations and the two top-ranked 0-DEG ones of the first embedding).
     """
     s, folder = run.settings, run.out / "figures"
@@ -83,6 +94,13 @@ def draw_figures(run: ScreenRun, adata: ad.AnnData) -> None:
     if run.enrichment is not None:
         run.figures["0-DEG enrichment p-values against the top n"] = enrichment_pvalues(
             run.enrichment, path=folder / "enrichment.png", overwrite=True
+        )
+    if run.cells:
+        run.figures[RESPONDERS_TITLE] = responder_fractions(
+            adata.uns[f"{run.ranking_model}_cells_response"]["summary"],
+            knockdown=run.responder_knockdown,
+            path=folder / "responders.png",
+            overwrite=True,
         )
     shown = list(s.umap_perturbations) or _umap_choice(run.scores, run.degs, metric)
     if shown:
@@ -122,7 +140,7 @@ def write_report(run: ScreenRun, n_cells: int, notes: dict[str, str]) -> None:
     """
     s = run.settings
     metric = s.metrics[0]
-    ranking_model = "finetuned" if "finetuned" in run.scores else next(iter(run.scores))
+    ranking_model = run.ranking_model
     summary = {
         "cells": n_cells,
         "perturbations scored": len(next(iter(run.scores.values()))),
@@ -139,6 +157,8 @@ def write_report(run: ScreenRun, n_cells: int, notes: dict[str, str]) -> None:
         enrichment=run.enrichment,
         medians=run.medians,
         finetune_log=pd.read_csv(loss_log) if loss_log is not None and loss_log.exists() else None,
+        responders=(ranking_model, run.scores[ranking_model]) if run.cells else None,
+        responder_knockdown=run.responder_knockdown,
     )
     sections = screen_sections(
         findings=findings,

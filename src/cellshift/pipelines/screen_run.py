@@ -47,6 +47,9 @@ class ScreenSettings:
     batch_key
         ``obs`` column of batches: E-distances within batches (see
         :func:`cellshift.analysis.score_perturbations`); needs E-distance metrics only.
+    per_cell, fdr
+        Also score every perturbed cell against held-out controls in each embedding and call
+        responders at this FDR (:func:`cellshift.analysis.score_cells`).
     response
         Also benchmark response prediction of unseen knock-downs from gene embeddings and add
         its section to the report.
@@ -72,6 +75,8 @@ class ScreenSettings:
     seed: int = 0
     layer: str | None = None
     batch_key: str | None = None
+    per_cell: bool = True
+    fdr: float = 0.05
     response: bool = False
 
 
@@ -101,6 +106,10 @@ class ScreenRun:
         Per embedding: distances to control (``scores/<name>.csv``), the null draws
         (``scores/<name>.nulls.csv``) and the distances between held-out perturbations
         (``scores/<name>.pairs.csv``; only with two or more of them and an E-distance metric).
+    cells, responder_knockdown
+        Per embedding, the per-cell scores and responder calls (``scores/<name>.cells.csv``), and
+        on-target knock-down in responders vs non-responders of the ranking embedding
+        (``responders_knockdown.csv``); empty without ``settings.per_cell``.
     enrichment
         0-DEG enrichment (``enrichment.csv``); ``None`` when the 0-DEG pool is too small.
     response, response_figure
@@ -126,6 +135,8 @@ class ScreenRun:
     scores: dict[str, pd.DataFrame] = field(default_factory=dict)
     nulls: dict[str, pd.DataFrame] = field(default_factory=dict)
     pairs: dict[str, pd.DataFrame] = field(default_factory=dict)
+    cells: dict[str, pd.DataFrame] = field(default_factory=dict)
+    responder_knockdown: pd.DataFrame | None = None
     enrichment: pd.DataFrame | None = None
     response: pd.DataFrame | None = None
     response_figure: Figure | None = None
@@ -133,6 +144,11 @@ class ScreenRun:
     figures: dict[str, Figure] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
+
+    @property
+    def ranking_model(self) -> str:
+        """The embedding whose ranking the report shows: the fine-tuned model's, else the first scored."""
+        return "finetuned" if "finetuned" in self.scores else next(iter(self.scores))
 
 
 @contextmanager

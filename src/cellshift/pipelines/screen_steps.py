@@ -10,8 +10,10 @@ import anndata as ad
 import pandas as pd
 
 from cellshift._io import write_csv_atomic
+from cellshift.analysis.cell_scores import per_cell_table, score_cells
 from cellshift.analysis.enrichment import load_gene_set, zero_deg_enrichment
 from cellshift.analysis.pair_scoring import score_perturbation_pairs
+from cellshift.analysis.responders import responder_knockdown
 from cellshift.analysis.response import benchmark
 from cellshift.analysis.scoring import EDISTANCE_METRICS, score_perturbations
 from cellshift.analysis.split import PerturbationSplit
@@ -140,9 +142,42 @@ def _score_to_control(run: ScreenRun, adata: ad.AnnData, name: str, key: str) ->
         return_nulls=True,
     )
     table = table.merge(run.degs[["perturbation", "n_degs", "knockdown"]], on="perturbation", how="left")
+    if s.per_cell:
+        table = table.merge(_score_cells(run, adata, name, key), on="perturbation", how="left")
     write_csv_atomic(table, run.out / "scores" / f"{name}.csv", overwrite=True)
     write_csv_atomic(nulls, run.out / "scores" / f"{name}.nulls.csv", overwrite=True)
     run.scores[name], run.nulls[name] = table, nulls
+
+
+def _score_cells(run: ScreenRun, adata: ad.AnnData, name: str, key: str) -> pd.DataFrame:
+    """Per-cell scores and responder calls in one embedding (``obs['<name>_cells_*']``); returns their summary."""
+    s = run.settings
+    score_cells(
+        adata,
+        embedding=key,
+        perturbation_key=s.perturbation_key,
+        control=s.control,
+        min_cells=s.min_cells,
+        exclude=s.exclude,
+        fdr=s.fdr,
+        seed=s.seed,
+        key_added=f"{name}_cells",
+    )
+    run.cells[name] = per_cell_table(adata, s.perturbation_key, key_added=f"{name}_cells")
+    write_csv_atomic(run.cells[name], run.out / "scores" / f"{name}.cells.csv", overwrite=True)
+    summary = adata.uns[f"{name}_cells_response"]["summary"]
+    return summary[["perturbation", "n_responders", "fraction_responders", "responding_fraction_storey"]]
+
+
+def check_responders(run: ScreenRun, adata: ad.AnnData) -> None:
+    """On-target knock-down in responders vs non-responders of the ranking embedding (``responders_knockdown.csv``)."""
+    if not run.cells:
+        return
+    s = run.settings
+    run.responder_knockdown = responder_knockdown(
+        adata, perturbation_key=s.perturbation_key, layer=s.layer, key_added=f"{run.ranking_model}_cells"
+    )
+    write_csv_atomic(run.responder_knockdown, run.out / "responders_knockdown.csv", overwrite=True)
 
 
 def _score_pairs(

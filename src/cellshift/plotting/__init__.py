@@ -11,6 +11,7 @@ _EXPORTS = {
     "distance_distributions": "screen",
     "enrichment_pvalues": "screen",
     "pair_distance_distributions": "screen",
+    "responder_fractions": "responders",
     "compute_umap": "umap",
     "umap_compare_embeddings": "umap",
     "umap_perturbed_vs_control": "umap",
