@@ -20,6 +20,9 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gene-key", default=None, help="var column with gene IDs or symbols (default: var index)")
     parser.add_argument("--species", choices=["human", "mouse"], default=None, help="default: detected from gene IDs")
     parser.add_argument(
+        "--species-key", default=None, help="obs column with each cell's species (human/mouse), for mixed inputs"
+    )
+    parser.add_argument(
         "--min-genes",
         type=int,
         default=500,

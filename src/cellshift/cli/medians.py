@@ -7,6 +7,7 @@ import argparse
 from cellshift._io import check_writable
 from cellshift.cli._common import add_input_options, add_parallel_options
 from cellshift.data.gene_table import GeneTable
+from cellshift.data.vocabulary import MOUSE_TOKEN_PREFIX, VOCABULARIES
 from cellshift.tokenize import compute_gene_medians
 
 
@@ -14,6 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellshift medians``."""
     add_input_options(parser)
     parser.add_argument("--out", required=True, help="gene table to write (.tsv or .tsv.gz)")
+    parser.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default="ortholog",
+        help="ortholog: mouse genes as their human orthologs (Geneformer); joint: mouse genes keep mouse tokens",
+    )
     add_parallel_options(parser)
 
 
@@ -25,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer,
         gene_key=args.gene_key,
         species=args.species,
+        species_key=args.species_key,
+        vocabulary=args.vocabulary,
         min_genes=args.min_genes,
         chunk_size=args.chunk_size,
         workers=args.workers,
@@ -33,5 +42,9 @@ def run(args: argparse.Namespace) -> int:
     )
     table = GeneTable.from_medians(medians, name=str(out))
     table.save(out)
-    print(f"wrote a gene table of {len(medians)} genes (+{len(table) - len(medians)} special tokens) to {out}")
+    n_mouse = int(medians.index.str.startswith(MOUSE_TOKEN_PREFIX).sum())
+    print(
+        f"wrote a gene table of {len(medians)} genes ({len(medians) - n_mouse} human, {n_mouse} mouse tokens; "
+        f"{args.vocabulary} vocabulary) (+{len(table) - len(medians)} special tokens) to {out}"
+    )
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cellshift.cli._common import add_input_options, add_parallel_options, comma_list
+from cellshift.data.vocabulary import VOCABULARIES
 from cellshift.tokenize import tokenize
 
 
@@ -16,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gene-table",
         default="geneformer-gc30M",
         help="geneformer-gc30M, geneformer-gc95M or a TSV from `cellshift medians`",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default=None,
+        help="ortholog (Geneformer) or joint (mouse genes keep mouse tokens); default: the gene table's",
     )
     parser.add_argument("--max-length", type=int, default=2048, help="tokens per cell, special tokens included")
     parser.add_argument("--special-tokens", action="store_true", help="add <cls> and <eos>")
@@ -42,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer,
         gene_key=args.gene_key,
         species=args.species,
+        species_key=args.species_key,
+        vocabulary=args.vocabulary,
         min_genes=args.min_genes,
         workers=args.workers,
         backend=args.backend,
@@ -51,10 +60,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     meta = corpus.metadata
-    print(f"wrote {meta['n_cells_kept']} cells ({meta['n_cells_dropped']} dropped) to {corpus.path}")
+    dropped, vocabulary = meta["n_cells_dropped"], meta["gene_table"]["vocabulary"]
+    print(f"wrote {meta['n_cells_kept']} cells ({dropped} dropped, {vocabulary} vocabulary) to {corpus.path}")
     for item in meta["inputs"]:
+        genes = item.get("by_species", {item["species"]: item})
+        in_vocabulary = ", ".join(
+            f"{name} {plan['n_in_vocabulary']}/{plan['n_input_genes']}" for name, plan in genes.items()
+        )
         print(
             f"  {item['source']}: {item['species']}, {item['kept']}/{item['cells']} cells kept, "
-            f"dropped {item['dropped']}, {item['n_in_vocabulary']}/{item['n_input_genes']} genes in vocabulary"
+            f"dropped {item['dropped']}, genes in vocabulary: {in_vocabulary}"
         )
     return 0

@@ -16,8 +16,12 @@ _EXPORTS = {
     "mouse_to_human": "genes",
     "resolve_to_human_ensembl": "genes",
     "symbols_to_ensembl": "genes",
+    "canonical_mouse_symbols": "genes",
     "log_normalized": "normalize",
     "CountReader": "reading",
+    "VOCABULARIES": "vocabulary",
+    "human_keys": "vocabulary",
+    "vocabulary_keys": "vocabulary",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -69,3 +69,15 @@ def mouse_symbols() -> frozenset[str]:
 def human_symbols() -> frozenset[str]:
     """All human symbols of GENCODE v44 and HGNC (approved and aliases), for species detection."""
     return frozenset(gencode_human()["symbol"]) | frozenset(hgnc_aliases()["alias"])
+
+
+@lru_cache(maxsize=1)
+def mouse_symbol_case() -> dict[str, str]:
+    """Upper-cased mouse symbol -> the symbol as the bundled tables write it (``GCG`` -> ``Gcg``).
+
+    Only symbols whose upper-case form is unique (all but 7 of the 22,669 bundled mouse symbols).
+    """
+    by_upper: dict[str, list[str]] = {}
+    for symbol in sorted(mouse_symbols()):
+        by_upper.setdefault(symbol.upper(), []).append(symbol)
+    return {upper: symbols[0] for upper, symbols in by_upper.items() if len(symbols) == 1}

@@ -1,8 +1,10 @@
 """Gene tables: the token vocabulary and the per-gene non-zero medians used to tokenise cells.
 
 A gene table is a TSV (optionally gzipped) with columns ``token, token_id, median``: special
-tokens (``<pad>``, ``<mask>``, ``<cls>``, ``<eos>``) have no median; every gene token is an
-Ensembl ID with the non-zero median of its normalised expression over a reference corpus.
+tokens (``<pad>``, ``<mask>``, ``<cls>``, ``<eos>``) have no median; every gene token is a human
+Ensembl ID (or, in a joint human + mouse vocabulary, a mouse token ``mouse:<symbol>``, see
+:mod:`cellshift.data.vocabulary`) with the non-zero median of its normalised expression over a
+reference corpus.
 Token IDs are the row numbers 0..n-1. Bundled tables: ``geneformer-gc30M`` (Geneformer V1,
 25,426 tokens, no ``<cls>``/``<eos>``) and ``geneformer-gc95M`` (Geneformer V2, 20,275 tokens).
 """
@@ -20,6 +22,7 @@ import pandas as pd
 
 from cellshift._io import atomic_path
 from cellshift.data._tables import FILES
+from cellshift.data.vocabulary import MOUSE_TOKEN_PREFIX
 
 BUNDLED_TABLES = {
     "geneformer-gc30M": FILES / "gene_tables" / "geneformer-gc30M.tsv.gz",
@@ -84,8 +87,16 @@ class GeneTable:
 
     @classmethod
     def from_medians(cls, medians: pd.Series, *, name: str = "custom") -> GeneTable:
-        """Build a table from gene medians: the four special tokens, then genes sorted by ID."""
+        """Build a table from gene medians: the four special tokens, then genes sorted by ID.
+
+        Raises
+        ------
+        ValueError
+            When no gene has a median > 0: a table without genes cannot tokenise any cell.
+        """
         medians = medians[medians > 0].sort_index()
+        if medians.empty:
+            raise ValueError(f"no gene has a median > 0, so gene table {name!r} would hold no gene")
         tokens = SPECIAL_TOKENS + tuple(map(str, medians.index))
         values = np.concatenate([np.full(len(SPECIAL_TOKENS), np.nan), medians.to_numpy(np.float64)])
         return cls(tokens, values, name)
@@ -110,6 +121,11 @@ class GeneTable:
     def special_tokens(self) -> dict[str, int]:
         """Special tokens present in this table and their IDs."""
         return {t: self._index[t] for t in SPECIAL_TOKENS if t in self._index}
+
+    @property
+    def vocabulary(self) -> str:
+        """``joint`` when the table holds mouse tokens (``mouse:<symbol>``), else ``ortholog``."""
+        return "joint" if any(t.startswith(MOUSE_TOKEN_PREFIX) for t in self.tokens) else "ortholog"
 
     @property
     def gene_ids(self) -> np.ndarray:

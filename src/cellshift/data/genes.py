@@ -136,11 +136,27 @@ def ensembl_to_symbols(gene_ids: Sequence[str]) -> GeneMapping:
     return GeneMapping(tuple(map(str, gene_ids)), target, "Ensembl -> human symbol")
 
 
+def canonical_mouse_symbols(symbols: Sequence[str]) -> list[str]:
+    """Mouse symbols in the case the bundled tables write them (MGI: ``Gcg``, ``mt-Co1``).
+
+    A symbol the tables know as written stays; one they know only in another case (data sets
+    that upper-case mouse symbols, ``GCG``) takes the tables' case when that is unambiguous; any
+    other symbol stays as written.
+    """
+    known = _tables.mouse_symbols()
+    case = _tables.mouse_symbol_case()
+    return [s if s in known else case.get(s.upper(), s) for s in map(str, symbols)]
+
+
 def mouse_to_human(symbols: Sequence[str]) -> GeneMapping:
-    """Map mouse symbols to their one-to-one human ortholog symbols (Ensembl 105)."""
+    """Map mouse symbols to their one-to-one human ortholog symbols (Ensembl 105).
+
+    Symbols are matched in the tables' case (:func:`canonical_mouse_symbols`), so upper-cased
+    mouse symbols (``GCG``) find their orthologs too.
+    """
     pairs = _tables.one_to_one_orthologs()
     lookup = dict(zip(pairs["mouse"], pairs["human"], strict=True))
-    target = tuple(lookup.get(str(s)) for s in symbols)
+    target = tuple(lookup.get(s) for s in canonical_mouse_symbols(symbols))
     return GeneMapping(tuple(map(str, symbols)), target, "mouse symbol -> human ortholog")
 
 

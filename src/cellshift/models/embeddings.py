@@ -8,8 +8,10 @@ GeneCompass-style fusion: for token ``t`` of a cell with value ``v``,
     input   = MLP([e_gene, e_value, e_1, ..., e_K]) (concatenate, then Linear-act-Linear to hidden)
 
 Without values and priors the input is ``E[t]`` alone, exactly as in Geneformer. BERT's own
-embedding layer then adds position embeddings, layer norm and dropout. Mouse genes share their
-human ortholog's token (the tokenizer maps them), so they read the human prior rows.
+embedding layer then adds position embeddings, layer norm and dropout. Mouse genes read their
+human ortholog's prior rows: in the ortholog-mapped vocabulary they share its token (the
+tokenizer maps them), in the joint vocabulary their own tokens are given its rows
+(:func:`cellshift.models.priors.align_prior`).
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 import cellshift
 from cellshift.data.gene_table import GeneTable
 from cellshift.data.reading import CountReader
+from cellshift.data.vocabulary import check_vocabulary
 from cellshift.tokenize.arrow import corpus_schema
 from cellshift.tokenize.corpus import Corpus, CorpusWriter, arrow_type_of
 from cellshift.tokenize.encode import DROP_REASONS, TokenizeSettings
-from cellshift.tokenize.plan import plan_genes
+from cellshift.tokenize.plan import plan_input
 from cellshift.tokenize.pool import resolve_workers, run_tasks
 from cellshift.tokenize.shards import InputJob, RunSpec, ShardTask, encode_shard, forget_readers, init_worker
 
@@ -47,6 +48,8 @@ def tokenize(
     layer: str | None = None,
     gene_key: str | None = None,
     species: str | None = None,
+    species_key: str | None = None,
+    vocabulary: str | None = None,
     min_genes: int = 500,
     workers: int | str = 1,
     backend: str = "local",
@@ -82,6 +85,14 @@ def tokenize(
         var column with gene identifiers (default: the var index).
     species
         ``human`` or ``mouse``; detected from the gene identifiers when ``None``.
+    species_key
+        obs column holding each cell's species (``human`` / ``mouse``), for inputs that mix
+        species (instead of ``species``); each cell's genes are mapped as its species' genes.
+    vocabulary
+        ``ortholog`` (mouse genes as their human orthologs, Geneformer-compatible) or ``joint``
+        (mouse genes keep tokens of their own, GeneCompass; see :mod:`cellshift.data.vocabulary`).
+        It is the gene table's: ``None`` takes it from the table, and a different one is refused.
+        Either way each cell's species is stored (column ``species``).
     min_genes
         Drop cells expressing fewer input genes (Zhao et al. 2025 used 500; lower it for small
         gene panels). Dropped cells are counted in the metadata.
@@ -114,6 +125,7 @@ def tokenize(
     if not sources:
         raise ValueError("no inputs given: pass at least one .h5ad path or AnnData")
     table = gene_table if isinstance(gene_table, GeneTable) else GeneTable.load(gene_table)
+    _check_table_vocabulary(table, vocabulary)
     special_ids = _special_ids(table, special_tokens)
     settings = TokenizeSettings(max_length, special_tokens, min_genes, values=values)
     if max_length < (3 if special_tokens else 1):
@@ -126,7 +138,10 @@ def tokenize(
 
     readers = [CountReader(source, layer=layer) for source in sources]
     try:
-        jobs = [_prepare_input(reader, i, table, obs_keys, gene_key, species) for i, reader in enumerate(readers)]
+        jobs = [
+            _prepare_input(reader, i, table, obs_keys, gene_key, species, species_key)
+            for i, reader in enumerate(readers)
+        ]
         n_cells = sum(r.n_obs for r in readers)
         n_workers = resolve_workers(workers, n_cells)
         if kernel == "auto" and n_cells < KERNEL_MIN_CELLS:
@@ -141,7 +156,16 @@ def tokenize(
             per_input = _count_per_input(readers, results)
             if sum(p["kept"] for p in per_input) == 0:
                 raise ValueError(_nothing_kept_message(per_input, min_genes, readers))
-            metadata = _metadata(table, settings, jobs, per_input, layer=layer, gene_key=gene_key, obs_keys=obs_keys)
+            metadata = _metadata(
+                table,
+                settings,
+                jobs,
+                per_input,
+                layer=layer,
+                gene_key=gene_key,
+                species_key=species_key,
+                obs_keys=obs_keys,
+            )
             metadata["settings"]["chunk_size"] = chunk_size
             shards = [{"file": r["file"], "n_cells": r["n_cells"]} for r in results if r["n_cells"]]
             return writer.finish(metadata, table, shards, schema)
@@ -208,10 +232,11 @@ def _metadata(table, settings, jobs, per_input, **options) -> dict:
             "sha256": table.sha256,
             "n_tokens": len(table),
             "special_tokens": table.special_tokens,
+            "vocabulary": table.vocabulary,
         },
         "settings": {**settings.as_dict(), **options, "obs_keys": list(options["obs_keys"])},
         "inputs": [
-            {"source": job.name, **job.plan.report(), **counts} for job, counts in zip(jobs, per_input, strict=True)
+            {"source": job.name, **job.genes.report(), **counts} for job, counts in zip(jobs, per_input, strict=True)
         ],
         "n_cells_kept": sum(p["kept"] for p in per_input),
         "n_cells_dropped": sum(sum(p["dropped"].values()) for p in per_input),
@@ -237,6 +262,7 @@ def _prepare_input(
     obs_keys: Sequence[str],
     gene_key: str | None,
     species: str | None,
+    species_key: str | None,
 ) -> InputJob:
     if reader.n_obs == 0 or reader.n_vars == 0:
         raise ValueError(f"{reader.name} is empty ({reader.n_obs} cells x {reader.n_vars} genes); nothing to tokenise")
@@ -250,9 +276,23 @@ def _prepare_input(
                 f"obs['n_counts'] of {reader.name} holds non-numeric, infinite or negative values; fix or drop "
                 "the column (totals are then summed from the counts)"
             )
-    plan = plan_genes(reader.gene_names(gene_key), table, species=species, source=reader.name)
+    genes = plan_input(
+        reader.gene_names(gene_key), reader.obs, table, species=species, species_key=species_key, source=reader.name
+    )
     path = str(reader.path) if reader.path else None
-    return InputJob(path, reader.layer, plan, reader.layers, f"{reader.name} [{index}]" if path is None else path)
+    return InputJob(path, reader.layer, genes, reader.layers, f"{reader.name} [{index}]" if path is None else path)
+
+
+def _check_table_vocabulary(table: GeneTable, vocabulary: str | None) -> None:
+    """Refuse a vocabulary that is not the gene table's (``None`` accepts the table's)."""
+    if vocabulary is None:
+        return
+    check_vocabulary(vocabulary)
+    if vocabulary != table.vocabulary:
+        raise ValueError(
+            f"vocabulary {vocabulary!r} was asked for, but gene table {table.name!r} holds the {table.vocabulary} "
+            f"vocabulary; make a {vocabulary} table with `cellshift medians ... --vocabulary {vocabulary}`"
+        )
 
 
 def _nothing_kept_message(per_input: list[dict], min_genes: int, readers: list[CountReader]) -> str:

@@ -43,8 +43,13 @@ class ShardWriter:
         self._sink = pa.OSFile(str(path), "wb")
         self._stream = pa.ipc.new_stream(self._sink, schema)
 
-    def write(self, cells: EncodedCells, *, cell_ids: pd.Index, source: int, species: str, obs: pd.DataFrame) -> None:
-        """Append cells in order; a new batch starts before a cell that would exceed the token bound."""
+    def write(
+        self, cells: EncodedCells, *, cell_ids: pd.Index, source: int, species: np.ndarray, obs: pd.DataFrame
+    ) -> None:
+        """Append cells in order; a new batch starts before a cell that would exceed the token bound.
+
+        ``species`` holds each cell's species.
+        """
         start = 0
         while start < len(cell_ids):
             limit = cells.offsets[start] + self.max_batch_tokens
@@ -64,7 +69,7 @@ class ShardWriter:
             "source": pa.array(np.full(n, source, dtype=np.int32)),
             "input_ids": pa.ListArray.from_arrays(local, pa.array(cells.input_ids[window])),
             "length": pa.array(np.diff(offsets).astype(np.int32)),
-            "species": pa.array([species] * n, pa.string()),
+            "species": pa.array(np.asarray(species[start:stop], dtype=str), pa.string()),
         }
         if "values" in self.schema.names:
             columns["values"] = pa.ListArray.from_arrays(local, pa.array(cells.values[window]))

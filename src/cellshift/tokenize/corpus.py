@@ -9,7 +9,7 @@ Layout of a corpus directory::
 
 Columns: ``cell_id`` (obs name), ``source`` (input index), ``input_ids`` (int32 list),
 ``values`` (float32 list, log1p of normalised expression; only when tokenised with values),
-``length``, ``species`` and any requested obs keys. Each shard is written by one task (in
+``length``, ``species`` (each cell's) and any requested obs keys. Each shard is written by one task (in
 parallel, possibly on other machines) in record batches of bounded size. The directory is
 written under a temporary name and renamed when complete, so a crashed run never leaves a half
 corpus under the final name.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,11 @@ class Corpus:
         """Number of tokenised cells."""
         return int(self.metadata["n_cells_kept"])
 
+    @property
+    def vocabulary(self) -> str:
+        """``ortholog`` or ``joint`` (:mod:`cellshift.data.vocabulary`); older corpora are ``ortholog``."""
+        return self.metadata["gene_table"].get("vocabulary", "ortholog")
+
     def gene_table(self) -> GeneTable:
         """The gene table the corpus was tokenised with."""
         return GeneTable.load(self.path / GENE_TABLE_FILE)
@@ -72,9 +78,46 @@ class Corpus:
         return concatenate_datasets(shards) if len(shards) > 1 else shards[0]
 
 
-def load_corpus(path: str | os.PathLike):
-    """Load a tokenised corpus as one ``datasets.Dataset`` (memory-mapped, input cell order)."""
-    return Corpus.open(path).dataset()
+def load_corpus(paths: str | os.PathLike | Sequence[str | os.PathLike]):
+    """Load one tokenised corpus, or several, as one ``datasets.Dataset`` (memory-mapped, cells in order).
+
+    Several corpora must share one vocabulary and gene table (:func:`check_same_vocabulary`);
+    their rows follow each other in the order given, with the columns they all have.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        return Corpus.open(paths).dataset()
+    corpora = [Corpus.open(path) for path in paths]
+    if not corpora:
+        raise ValueError("no corpus given; make one with `cellshift tokenize`")
+    check_same_vocabulary(corpora)
+    datasets = [corpus.dataset() for corpus in corpora]
+    common = set.intersection(*(set(d.column_names) for d in datasets))
+    datasets = [d.select_columns([c for c in d.column_names if c in common]) for d in datasets]
+    return concatenate_datasets(datasets) if len(datasets) > 1 else datasets[0]
+
+
+def check_same_vocabulary(corpora: Sequence[Corpus]) -> None:
+    """Refuse corpora tokenised with different vocabularies or gene tables, naming both.
+
+    Raises
+    ------
+    ValueError
+        When a corpus's vocabulary (``ortholog`` / ``joint``) or gene table differs from the first's.
+    """
+    first = corpora[0]
+    first_table = first.gene_table().sha256
+    for corpus in corpora[1:]:
+        if corpus.vocabulary != first.vocabulary:
+            raise ValueError(
+                f"{corpus.path} was tokenised with the {corpus.vocabulary} vocabulary but {first.path} with the "
+                f"{first.vocabulary} vocabulary; tokenise all corpora of one model with one --gene-table "
+                "(and --vocabulary)"
+            )
+        if corpus.gene_table().sha256 != first_table:
+            raise ValueError(
+                f"{corpus.path} was tokenised with another gene table than {first.path}; tokenise all "
+                "corpora of one model with the same --gene-table"
+            )
 
 
 class CorpusWriter:

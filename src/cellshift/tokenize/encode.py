@@ -1,4 +1,8 @@
-"""Tokenise one block of cells: check counts, filter cells, sum genes into columns, rank."""
+"""Tokenise one block of cells: check counts, filter cells, sum genes into columns, rank.
+
+A block mixing species is encoded one species at a time, each with its own gene plan, and the
+cells are put back in row order (:func:`encode_species_block`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import numpy as np
 from scipy import sparse
 
 from cellshift.data.checks import check_raw_counts
-from cellshift.tokenize.plan import GenePlan
+from cellshift.tokenize.plan import GenePlan, InputGenes
 from cellshift.tokenize.rank import TARGET_SUM, EncodedCells, add_special_tokens, rank_value_encode
 
 DROP_REASONS = ("too_few_genes", "no_counts", "no_vocabulary_genes")
@@ -88,3 +92,52 @@ def encode_block(
     if special_ids:
         cells = add_special_tokens(cells, cls_id=special_ids[0], eos_id=special_ids[1])
     return EncodedBlock(cells, kept_rows, dropped)
+
+
+def encode_species_block(
+    counts: sparse.csr_matrix,
+    genes: InputGenes,
+    species: np.ndarray,
+    settings: TokenizeSettings,
+    *,
+    special_ids: tuple[int, int] | None,
+    totals: np.ndarray | None = None,
+    where: str = "input",
+    layers: list[str] | None = None,
+    kernel: str = "auto",
+) -> EncodedBlock:
+    """:func:`encode_block` for cells of several species: each cell with its species' gene plan.
+
+    ``species`` holds each row's species (a key of ``genes.plans``). The kept cells come back in
+    row order, as from :func:`encode_block`; drop counts are summed over the species.
+    """
+    options = dict(special_ids=special_ids, where=where, layers=layers, kernel=kernel)
+    if len(genes.plans) == 1:
+        return encode_block(counts, next(iter(genes.plans.values())), settings, totals=totals, **options)
+    kept_rows, parts, dropped = [], [], dict.fromkeys(DROP_REASONS, 0)
+    for name, plan in genes.plans.items():
+        rows = np.flatnonzero(species == name)
+        if len(rows) == 0:
+            continue
+        part_totals = None if totals is None else np.asarray(totals)[rows]
+        block = encode_block(counts[rows], plan, settings, totals=part_totals, **options)
+        kept_rows.append(rows[block.kept_rows])
+        parts.append(block.cells)
+        for reason, n in block.dropped.items():
+            dropped[reason] += n
+    kept = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
+    order = np.argsort(kept, kind="stable")
+    return EncodedBlock(_reorder(parts, order), kept[order], dropped)
+
+
+def _reorder(parts: list[EncodedCells], order: np.ndarray) -> EncodedCells:
+    """The cells of ``parts`` (concatenated) taken in ``order``."""
+    lengths = np.concatenate([part.lengths for part in parts]) if parts else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    input_ids = np.concatenate([part.input_ids for part in parts]) if parts else np.zeros(0, dtype=np.int32)
+    with_values = bool(parts) and parts[0].values is not None
+    values = np.concatenate([part.values for part in parts]) if with_values else None
+    new_lengths = lengths[order]
+    offsets = np.concatenate([[0], np.cumsum(new_lengths)]).astype(np.int64)
+    gather = np.repeat(starts[order] - offsets[:-1], new_lengths) + np.arange(offsets[-1])
+    return EncodedCells(input_ids[gather], None if values is None else values[gather], offsets)

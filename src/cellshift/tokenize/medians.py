@@ -1,7 +1,10 @@
 """Exact non-zero gene medians of a corpus, in two streaming passes (``cellshift medians``).
 
 The median of gene g is taken over the cells that express it, of ``x_cg / T_c * 10,000`` (the
-normalised value the tokenizer divides by it; Geneformer's gene median table).
+normalised value the tokenizer divides by it; Geneformer's gene median table). Genes are keyed
+as in the vocabulary asked for (:mod:`cellshift.data.vocabulary`): by human Ensembl ID, mouse
+genes through their human orthologs (``ortholog``), or with mouse genes under tokens of their
+own (``joint``); each cell's genes are mapped as its species' genes.
 
 Pass 1 fills a histogram per gene over log10 value bins; from it the bin holding each gene's
 middle order statistic(s) is known, with the number of values below it. Pass 2 keeps only the
@@ -25,7 +28,7 @@ from tqdm.auto import tqdm
 
 from cellshift.data.checks import check_raw_counts
 from cellshift.data.reading import CountReader
-from cellshift.tokenize.plan import GenePlan, plan_genes
+from cellshift.tokenize.plan import InputGenes, plan_input
 from cellshift.tokenize.pool import resolve_workers, run_tasks
 from cellshift.tokenize.rank import TARGET_SUM
 
@@ -35,12 +38,16 @@ TASKS_PER_WORKER = 4
 
 @dataclass(frozen=True)
 class _MedianSpec:
-    """What every task shares: inputs, gene plans, bins and, in pass 2, each gene's median bins."""
+    """What every task shares: inputs, gene plans, bins and, in pass 2, each gene's median bins.
+
+    ``global_columns[i][species]`` is the position, among all genes, of each column of input
+    ``i``'s plan for ``species``.
+    """
 
     paths: list[str | None]
     layer: str | None
-    plans: list[GenePlan]
-    global_columns: list[np.ndarray]
+    plans: list[InputGenes]
+    global_columns: list[dict[str, np.ndarray]]
     n_genes: int
     min_genes: int
     edges: np.ndarray
@@ -55,6 +62,8 @@ def compute_gene_medians(
     layer: str | None = None,
     gene_key: str | None = None,
     species: str | None = None,
+    species_key: str | None = None,
+    vocabulary: str = "ortholog",
     min_genes: int = 500,
     chunk_size: int = 2048,
     n_bins: int = 1024,
@@ -64,27 +73,53 @@ def compute_gene_medians(
 ) -> pd.Series:
     """Non-zero median of normalised expression per gene over one or more raw-count inputs.
 
-    Genes are keyed by human Ensembl ID (symbols and mouse genes mapped as in tokenising, with
-    duplicates summed); cells expressing fewer than ``min_genes`` genes are skipped, as when
+    Genes are keyed by their vocabulary key (symbols and mouse genes mapped as in tokenising,
+    with duplicates summed); cells expressing fewer than ``min_genes`` genes are skipped, as when
     tokenising. Build a gene table from the result with ``GeneTable.from_medians``. Both passes
     are a map over ranges of cells (``workers`` processes or Ray actors on ``backend``, as in
     :func:`~cellshift.tokenize.tokenize`) and a sum of their small results here.
 
+    ``species`` (one species for every input; detected when ``None``) or ``species_key`` (the obs
+    column naming each cell's species, for inputs that mix species) set how genes are mapped;
+    ``vocabulary`` is ``ortholog`` (human Ensembl IDs for both species) or ``joint`` (mouse genes
+    keyed ``mouse:<symbol>``).
+
     Returns
     -------
-    Series of medians indexed by Ensembl ID, sorted by ID, genes never expressed left out.
+    Series of medians indexed by vocabulary key (human Ensembl ID or mouse token), sorted, genes
+    never expressed left out.
+
+    Raises
+    ------
+    ValueError
+        When no gene is expressed in any cell that is kept (e.g. every cell has fewer than
+        ``min_genes`` genes): the medians would make an empty gene table.
     """
     sources = [inputs] if isinstance(inputs, (str, os.PathLike, ad.AnnData)) else list(inputs)
     readers = [CountReader(source, layer=layer) for source in sources]
     try:
-        plans = [plan_genes(r.gene_names(gene_key), None, species=species, source=r.name) for r in readers]
-        genes = sorted(set().union(*(plan.column_genes for plan in plans)))
+        plans = [
+            plan_input(
+                r.gene_names(gene_key),
+                r.obs,
+                None,
+                species=species,
+                species_key=species_key,
+                vocabulary=vocabulary,
+                source=r.name,
+            )
+            for r in readers
+        ]
+        genes = sorted({g for genes in plans for plan in genes.plans.values() for g in plan.column_genes})
         position = {g: i for i, g in enumerate(genes)}
         spec = _MedianSpec(
             paths=[str(r.path) if r.path else None for r in readers],
             layer=layer,
             plans=plans,
-            global_columns=[np.array([position[g] for g in plan.column_genes]) for plan in plans],
+            global_columns=[
+                {name: np.array([position[g] for g in plan.column_genes]) for name, plan in genes.plans.items()}
+                for genes in plans
+            ],
             n_genes=len(genes),
             min_genes=min_genes,
             edges=np.linspace(*LOG10_RANGE, n_bins + 1),
@@ -100,6 +135,11 @@ def compute_gene_medians(
             histogram[bins] += counts
         histogram = histogram.reshape(len(genes), n_bins)
         n_values = histogram.sum(axis=1)
+        if not n_values.any():
+            raise ValueError(
+                f"no gene is expressed in a kept cell of {', '.join(r.name for r in readers)}: every cell has fewer "
+                f"than min_genes={min_genes} expressed genes or no counts; lower --min-genes (min_genes)"
+            )
         low_rank, high_rank = (n_values - 1) // 2, n_values // 2
         cumulative = histogram.cumsum(axis=1)
         low_bin = (cumulative <= low_rank[:, None]).sum(axis=1)
@@ -112,7 +152,8 @@ def compute_gene_medians(
         value = np.concatenate([v for _, v in kept]) if kept else np.zeros(0)
         medians = _pick_medians(gene, value, n_values, low_rank, high_rank, below)
         expressed = n_values > 0
-        return pd.Series(medians, index=pd.Index(genes, name="ensembl_id"), name="median")[expressed]
+        index = pd.Index(genes, name="ensembl_id" if vocabulary == "ortholog" else "token")
+        return pd.Series(medians, index=index, name="median")[expressed]
     finally:
         for reader in readers:
             reader.close()
@@ -205,8 +246,14 @@ def _normalised_entries(reader: CountReader, spec: _MedianSpec, source: int, sta
     if "n_counts" in reader.obs.columns:
         totals = pd.to_numeric(reader.obs["n_counts"].iloc[start:stop]).to_numpy(np.float64)
     keep = (np.diff(counts.indptr) >= spec.min_genes) & (totals > 0)
-    summed = spec.plans[source].to_columns(counts[keep])
-    cell = np.repeat(np.arange(summed.shape[0]), np.diff(summed.indptr))
-    value = summed.data / totals[keep][cell] * TARGET_SUM
+    species = spec.plans[source].species_of(reader.obs, start, stop)
+    genes, values = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+    for name, plan in spec.plans[source].plans.items():
+        rows = np.flatnonzero(keep & (species == name))
+        summed = plan.to_columns(counts[rows])
+        cell = np.repeat(np.arange(summed.shape[0]), np.diff(summed.indptr))
+        values.append(summed.data / totals[rows][cell] * TARGET_SUM)
+        genes.append(spec.global_columns[source][name][summed.indices])
+    value = np.concatenate(values)
     bin_ = np.clip(np.searchsorted(spec.edges, np.log10(value), side="right") - 1, 0, len(spec.edges) - 2)
-    return spec.global_columns[source][summed.indices], bin_, value
+    return np.concatenate(genes), bin_, value

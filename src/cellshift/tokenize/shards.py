@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from cellshift.data.reading import CountReader
 from cellshift.tokenize.arrow import ShardWriter
-from cellshift.tokenize.encode import DROP_REASONS, TokenizeSettings, encode_block
-from cellshift.tokenize.plan import GenePlan
+from cellshift.tokenize.encode import DROP_REASONS, TokenizeSettings, encode_species_block
+from cellshift.tokenize.plan import InputGenes
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class InputJob:
 
     path: str | None
     layer: str | None
-    plan: GenePlan
+    genes: InputGenes
     layers: list[str]
     name: str
 
@@ -79,9 +79,11 @@ def encode_shard(task: ShardTask) -> dict:
     try:
         for start in range(task.start, task.stop, spec.chunk_size):
             stop = min(task.stop, start + spec.chunk_size)
-            block = encode_block(
+            species = job.genes.species_of(reader.obs, start, stop)
+            block = encode_species_block(
                 reader.read_rows(start, stop),
-                job.plan,
+                job.genes,
+                species,
                 spec.settings,
                 special_ids=spec.special_ids,
                 totals=cell_totals(reader, start, stop),
@@ -95,7 +97,7 @@ def encode_shard(task: ShardTask) -> dict:
                 block.cells,
                 cell_ids=cells_obs.index,
                 source=task.source,
-                species=job.plan.species,
+                species=species[block.kept_rows],
                 obs=cells_obs[list(spec.obs_keys)],
             )
             for reason, n in block.dropped.items():

@@ -13,6 +13,7 @@ from datasets import concatenate_datasets
 from cellshift._io import write_text_atomic
 from cellshift.data.gene_table import GeneTable
 from cellshift.tokenize import Corpus
+from cellshift.tokenize.corpus import check_same_vocabulary
 
 SPLIT_FILE = "heldout_cells.json"
 
@@ -44,17 +45,12 @@ class TrainingCells:
 
 
 def open_corpora(paths: list[str | os.PathLike]) -> TrainingCells:
-    """Open corpora written by :func:`cellshift.tokenize.tokenize`; they must share one gene table."""
+    """Open corpora written by :func:`cellshift.tokenize.tokenize`; they must share one vocabulary and gene table."""
     if not paths:
         raise ValueError("no corpus given; make one with `cellshift tokenize`")
     opened = [Corpus.open(path) for path in paths]
-    tables = [corpus.gene_table() for corpus in opened]
-    for corpus, table in zip(opened[1:], tables[1:], strict=True):
-        if table.sha256 != tables[0].sha256:
-            raise ValueError(
-                f"{corpus.path} was tokenised with another gene table than {opened[0].path}; tokenise all "
-                "corpora of one model with the same --gene-table"
-            )
+    check_same_vocabulary(opened)
+    table = opened[0].gene_table()
     special = {bool(corpus.metadata["settings"]["special_tokens"]) for corpus in opened}
     if len(special) > 1:
         raise ValueError("some corpora were tokenised with --special-tokens and some without; use one setting")
@@ -67,7 +63,7 @@ def open_corpora(paths: list[str | os.PathLike]) -> TrainingCells:
         for corpus, d, offset in zip(opened, datasets, offsets, strict=False)
     ]
     dataset = concatenate_datasets(datasets) if len(datasets) > 1 else datasets[0]
-    return TrainingCells(dataset, tables[0], corpora, special.pop())
+    return TrainingCells(dataset, table, corpora, special.pop())
 
 
 def split_heldout(cells: TrainingCells, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -211,8 +211,10 @@ def evaluate_model_dir(
     model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
     cells = open_corpora([corpus])
     if model.gene_table is None or model.gene_table.sha256 != cells.gene_table.sha256:
+        model_vocabulary = "no" if model.gene_table is None else f"the {model.gene_table.vocabulary}"
         raise ValueError(
-            f"{corpus} was not tokenised with the model's gene table; tokenise it with "
+            f"{corpus} was not tokenised with the model's gene table ({cells.gene_table.vocabulary} vocabulary; "
+            f"the model has {model_vocabulary} vocabulary); tokenise it with "
             f"`cellshift tokenize ... --gene-table {model_dir / 'gene_table.tsv.gz'}`"
         )
     split_file = model_dir / TRAINING_DIR / SPLIT_FILE

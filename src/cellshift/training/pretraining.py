@@ -64,7 +64,8 @@ class PretrainSettings:
     preset
         Model size: ``tiny``, ``small``, ``geneformer-v1``, ``base``.
     use_values, use_species
-        Fuse expression values / a species embedding into the input.
+        Fuse expression values / a species embedding into the input. Corpora of the joint human +
+        mouse vocabulary always get the species embedding (GeneCompass), fed each cell's species.
     epochs, max_steps
         Run ``epochs`` passes over the training cells [3], or stop after ``max_steps`` optimizer steps.
     batch_size
@@ -157,8 +158,9 @@ def pretrain(
     settings
         :class:`PretrainSettings`; default ``PretrainSettings()``.
     priors
-        ``{name: genes x dim table}`` indexed by vocabulary tokens (human Ensembl IDs), fused into
-        the input as frozen prior-knowledge vectors; genes missing from a table get zeros.
+        ``{name: genes x dim table}`` indexed by human Ensembl IDs or symbols, fused into the input
+        as frozen prior-knowledge vectors (:func:`~cellshift.models.priors.align_prior`: mouse
+        tokens of a joint vocabulary read their human ortholog's row); genes missing get zeros.
     resume
         Continue from the newest checkpoint in ``out`` (its settings must match).
     overwrite
@@ -256,11 +258,12 @@ def _new_model(
     """
     priors = priors or {}
     table = cells.gene_table
+    use_species = settings.use_species or table.vocabulary == "joint"
     config = config_from_preset(
         settings.preset,
         table,
         use_values=settings.use_values,
-        species=SPECIES if settings.use_species else None,
+        species=SPECIES if use_species else None,
         prior_dims={name: frame.shape[1] for name, frame in priors.items()} or None,
         cls_eos_tokens=cells.cls_eos_tokens,
         **settings.model_options,
