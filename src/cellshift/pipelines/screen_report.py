@@ -53,8 +53,8 @@ FIGURE_CAPTIONS = {
         "cross-fitted score against "
         "held-out controls, Benjamini-Hochberg within the perturbation) and the estimated responding fraction "
         "(circle, Storey), which also counts cells shifted too weakly to be called one by one. Right: target "
-        "expression over control in non-responders and responders; responders sit lower when the call finds "
-        "the knocked-down cells."
+        "expression over control in non-responders (grey) and responders (red), for the targets among the "
+        "measured genes; responders sit further left when the call finds the knocked-down cells."
     ),
     "UMAP of perturbed vs control cells": (
         "Control cells in grey, the chosen perturbations' cells in colour, one UMAP per embedding: a "

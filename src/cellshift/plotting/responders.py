@@ -3,8 +3,8 @@
 Left: per perturbation, the fraction of its cells called responders (bar, Benjamini-Hochberg at the
 run's FDR) and Storey's estimate of the responding fraction (open circle), which also counts
 cells too weakly shifted to be called one by one. Right (when targets are measured): on-target
-expression relative to control in responders and non-responders, one line per perturbation;
-responders should sit lower (their target is knocked down), escapers near 1.
+expression relative to control in non-responders and responders, one row per perturbation;
+responders should sit further left (their target is knocked down), escapers nearer 1.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def responder_fractions(
     matplotlib.figure.Figure
     """
     has_knockdown = knockdown is not None and not knockdown.empty
-    ordered = summary.sort_values("fraction_responders", kind="stable")
+    ordered = summary.sort_values(["fraction_responders", "responding_fraction_storey"], kind="stable")
     height = max(3.0, 0.22 * len(ordered) + 1.2)
     figure = new_figure(10.0 if has_knockdown else 6.0, height)
     axes = figure.subplots(1, 2 if has_knockdown else 1, squeeze=False)[0]
@@ -72,16 +72,16 @@ def responder_fractions(
 
 
 def _knockdown_panel(axis: Axes, knockdown: pd.DataFrame) -> None:
-    """Target expression over control in non-responders and responders, one line per perturbation."""
-    for _, row in knockdown.iterrows():
-        values = [row["knockdown_non_responders"], row["knockdown_responders"]]
-        axis.plot([0, 1], values, color="#bbbbbb", zorder=1)
-        axis.scatter([0], values[:1], color=OTHER_COLOR, zorder=2)
-        axis.scatter([1], values[1:], color=RESPONDER_COLOR, zorder=2)
-        axis.annotate(str(row["perturbation"]), (1, values[1]), xytext=(6, 0), textcoords="offset points", fontsize=8)
-    axis.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
-    axis.set_xticks([0, 1], ["non-responders", "responders"])
-    axis.set_xlim(-0.3, 1.6)
-    axis.set_ylim(bottom=0)
-    axis.set_ylabel("target expression / control (1 = no knock-down)")
+    """Target expression over control per perturbation: non-responders (grey) and responders (red) on one row."""
+    ordered = knockdown.sort_values("knockdown_non_responders", kind="stable")
+    positions = np.arange(len(ordered))
+    for position, row in zip(positions, ordered.itertuples(), strict=True):
+        axis.plot([row.knockdown_non_responders, row.knockdown_responders], [position] * 2, color="#bbbbbb", zorder=1)
+    axis.scatter(ordered["knockdown_non_responders"], positions, color=OTHER_COLOR, zorder=2, label="non-responders")
+    axis.scatter(ordered["knockdown_responders"], positions, color=RESPONDER_COLOR, zorder=2, label="responders")
+    axis.axvline(1.0, color="black", linestyle="--", linewidth=0.8)
+    axis.set_yticks(positions, ordered["perturbation"].astype(str), fontsize=8)
+    axis.set_xlim(left=0)
+    axis.set_xlabel("target expression / control (1 = no knock-down)")
     axis.set_title("On-target knock-down")
+    axis.legend(loc="best", fontsize=8)
