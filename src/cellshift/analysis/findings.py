@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from cellshift.analysis.screen_input import scored_rows
+
 PAIRS_POOL = "between perturbations (pairs)"
 
 
@@ -65,6 +67,7 @@ def _shifted(name: str, table: pd.DataFrame, n_degs: pd.Series, metric: str, fdr
     column = f"{metric}_fdr"
     if column not in table.columns:
         return ""
+    table = scored_rows(table)
     hits = table[table[column] < fdr].sort_values(f"{metric}_z", ascending=False)
     zero = [p for p in hits["perturbation"].astype(str) if n_degs.get(p, -1) == 0]
     named = ", ".join(hits["perturbation"].astype(str).head(5))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-import anndata as ad
-import pandas as pd
-
-from cellshift._io import check_writable, write_csv_atomic
+from cellshift._io import write_csv_atomic
+from cellshift._validate import GROUP_CELLS, NON_NEGATIVE_INT, NULL_DRAWS
 from cellshift.analysis import score_perturbation_pairs, score_perturbations
-from cellshift.cli._common import add_screen_options, comma_list
+from cellshift.analysis.screen_input import scored_rows
+from cellshift.cli._common import add_screen_options, check_outputs, comma_list, read_screen, read_table
 from cellshift.embed.registry import BASELINES, EmbedOptions, add_cell_embedding
 
 
@@ -20,15 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--embedding", required=True, help="pca, hvg, scvi-linear, scvi-5l (computed from counts) or an obsm key"
     )
     parser.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
-    parser.add_argument("--n-null", type=int, default=1000, help="control draws per null")
-    parser.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
+    parser.add_argument("--n-null", type=NULL_DRAWS.parse, default=1000, help="control draws per null")
+    parser.add_argument(
+        "--null-size", type=GROUP_CELLS.parse, default=None, help="fixed null group size (default: each group's)"
+    )
     parser.add_argument(
         "--reference",
         choices=["all", "matched"],
         default="all",
         help="all control cells (default) or the paper's single size-matched sample",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT.parse, default=0)
     parser.add_argument("--degs", default=None, help="degs.csv from `cellshift degs`, to add n_degs and knockdown")
     parser.add_argument("--nulls", default=None, help="also write every null draw (metric, null_size, value) here")
     parser.add_argument(
@@ -45,10 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift score``."""
-    for extra in (args.nulls, args.pairs):
-        if extra:
-            check_writable(extra, args.overwrite)
-    adata = ad.read_h5ad(args.input)
+    check_outputs([path for path in (args.out, args.nulls, args.pairs) if path], args.overwrite)
+    known = read_table(args.degs, "--degs", ["perturbation", "n_degs", "knockdown"]) if args.degs else None
+    adata = read_screen(args.input, args.layer, counts=args.embedding in BASELINES)
     if args.embedding in BASELINES:
         key = add_cell_embedding(adata, args.embedding, EmbedOptions(layer=args.layer, seed=args.seed))
     else:
@@ -67,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.batch_key:
         print(f"control cells per batch ({args.batch_key}): {scores.attrs['controls_per_batch']}")
-    if args.degs:
-        known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
-        scores = scores.merge(known, on="perturbation", how="left")
+    if known is not None:
+        scores = scores.merge(known[["perturbation", "n_degs", "knockdown"]], on="perturbation", how="left")
     write_csv_atomic(scores, args.out, args.overwrite)
-    print(f"scored {len(scores)} perturbations on {key} with {', '.join(args.metrics)}: {args.out}")
+    n_scored = len(scored_rows(scores))
+    print(
+        f"scored {n_scored} perturbations ({len(scores) - n_scored} with too few cells, listed unscored) on {key} "
+        f"with {', '.join(args.metrics)}: {args.out}"
+    )
     if args.nulls:
         write_csv_atomic(nulls, args.nulls, args.overwrite)
         print(f"null draws: {args.nulls}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cellshift._validate import POSITIVE_INT
 from cellshift.cli._common import add_input_options, add_parallel_options, comma_list
 from cellshift.tokenize import tokenize
 
@@ -17,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="geneformer-gc30M",
         help="geneformer-gc30M, geneformer-gc95M or a TSV from `cellshift medians`",
     )
-    parser.add_argument("--max-length", type=int, default=2048, help="tokens per cell, special tokens included")
+    parser.add_argument(
+        "--max-length", type=POSITIVE_INT.parse, default=2048, help="tokens per cell, special tokens included"
+    )
     parser.add_argument("--special-tokens", action="store_true", help="add <cls> and <eos>")
     parser.add_argument("--obs-keys", type=comma_list, default=[], help="obs columns to keep, comma-separated")
     parser.add_argument(

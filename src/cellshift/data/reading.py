@@ -43,9 +43,17 @@ class CountReader:
             self.path = Path(source)
             if not self.path.exists():
                 raise FileNotFoundError(f"input file {self.path} does not exist")
-            self._file = h5py.File(self.path, "r")
-            self.obs = ad.io.read_elem(self._file["obs"])
-            self.var = ad.io.read_elem(self._file["var"])
+            try:
+                self._file = h5py.File(self.path, "r")
+                self.obs = ad.io.read_elem(self._file["obs"])
+                self.var = ad.io.read_elem(self._file["var"])
+            except (OSError, KeyError) as error:
+                if self._file is not None:
+                    self._file.close()
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ValueError(
+                    f"cannot read {self.path} as .h5ad (is it a complete AnnData file?): {reason}"
+                ) from None
             self.layers = list(self._file["layers"].keys()) if "layers" in self._file else []
         if layer is not None and layer not in self.layers:
             raise KeyError(f"layer {layer!r} not found in {self.name}; available layers: {self.layers or 'none'}")
