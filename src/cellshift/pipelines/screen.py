@@ -42,8 +42,10 @@ import anndata as ad
 import numpy as np
 
 from cellshift._io import check_writable, partial_dir, swap_into_place, write_text_atomic
+from cellshift.analysis.enrichment import load_gene_set
 from cellshift.analysis.screen_input import validate_screen
 from cellshift.embed.registry import BASELINES
+from cellshift.metrics import get_metric
 from cellshift.pipelines.screen_report import draw_figures, write_report
 from cellshift.pipelines.screen_run import ScreenRun, ScreenSettings
 from cellshift.pipelines.screen_steps import (
@@ -167,16 +169,35 @@ def _moved(run: ScreenRun, work: Path, out: Path) -> ScreenRun:
 
 
 def _check_inputs(adata: ad.AnnData, settings: ScreenSettings) -> None:
-    """Refuse unknown baselines, embeddings missing from ``obsm`` and screens that cannot be scored."""
+    """Refuse, before any work, what a later step would refuse.
+
+    Unknown baselines, metrics or gene sets, embeddings missing from ``obsm``, screens that cannot
+    be scored and UMAP perturbations that are not scored.
+    """
     unknown = [name for name in settings.baselines if name not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
+    for metric in settings.metrics:
+        get_metric(metric)
+    for spec in settings.gene_sets:
+        load_gene_set(spec)
     missing = [key for key in settings.embeddings if key not in adata.obsm]
     if missing:
         raise KeyError(f"embeddings {missing} are not in adata.obsm; available keys: {list(adata.obsm)}")
-    validate_screen(
-        adata, perturbation_key=settings.perturbation_key, control=settings.control, min_cells=settings.min_cells
+    screen = validate_screen(
+        adata,
+        perturbation_key=settings.perturbation_key,
+        control=settings.control,
+        min_cells=settings.min_cells,
+        exclude=settings.exclude,
     )
+    screen.require_groups()
+    not_scored = sorted(set(settings.umap_perturbations) - set(screen.groups))
+    if not_scored:
+        raise ValueError(
+            f"UMAP perturbation(s) {not_scored} (--umap) are not scored (unknown, excluded or below --min-cells); "
+            f"scored: {', '.join(screen.groups[:20])}"
+        )
 
 
 def pick_cells(adata: ad.AnnData, key: str, *, max_per_group: int, seed: int, always: Sequence[str] = ()) -> ad.AnnData:

@@ -126,6 +126,8 @@ def tokenize(
 
     readers = [CountReader(source, layer=layer) for source in sources]
     try:
+        for reader in readers:
+            reader.check_first_rows(chunk_size)
         jobs = [_prepare_input(reader, i, table, obs_keys, gene_key, species) for i, reader in enumerate(readers)]
         n_cells = sum(r.n_obs for r in readers)
         n_workers = resolve_workers(workers, n_cells)

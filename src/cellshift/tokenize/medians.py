@@ -77,6 +77,8 @@ def compute_gene_medians(
     sources = [inputs] if isinstance(inputs, (str, os.PathLike, ad.AnnData)) else list(inputs)
     readers = [CountReader(source, layer=layer) for source in sources]
     try:
+        for reader in readers:
+            reader.check_first_rows(chunk_size)
         plans = [plan_genes(r.gene_names(gene_key), None, species=species, source=r.name) for r in readers]
         genes = sorted(set().union(*(plan.column_genes for plan in plans)))
         position = {g: i for i, g in enumerate(genes)}

@@ -212,8 +212,8 @@ def evaluate_model_dir(
     settings_file = model_dir / TRAINING_DIR / SETTINGS_FILE
     if max_length is None and settings_file.exists():
         max_length = json.loads(settings_file.read_text()).get("max_length")
-    model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
     cells = open_corpora([corpus])
+    model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
     if model.gene_table is None or model.gene_table.sha256 != cells.gene_table.sha256:
         raise ValueError(
             f"{corpus} was not tokenised with the model's gene table; tokenise it with "
