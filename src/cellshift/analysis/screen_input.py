@@ -152,7 +152,7 @@ def validate_screen(
         Perturbations with fewer cells are reported in ``too_small`` and not scored.
     exclude
         Labels to leave out entirely (e.g. cells with several guides); neither scored nor used
-        as controls.
+        as controls. Each must occur (a misspelt label would otherwise leave its cells in).
 
     Returns
     -------
@@ -165,7 +165,8 @@ def validate_screen(
         If ``perturbation_key`` is not an ``obs`` column (the message lists the columns).
     ValueError
         If cells have no label (NaN), ``control`` is absent or excluded (the message lists the
-        most common labels), or there are fewer than 2 control cells.
+        most common labels), an excluded label does not occur, or there are fewer than 2 control
+        cells.
     """
     labels = obs_labels(adata, perturbation_key, "perturbation key")
     exclude = {str(label) for label in exclude}
@@ -174,11 +175,17 @@ def validate_screen(
         common = ", ".join(f"{label!r} ({n})" for label, n in counts.head(10).items())
         reason = "is excluded" if control in exclude else f"does not occur in obs[{perturbation_key!r}]"
         raise ValueError(f"control label {control!r} {reason}; most common labels: {common}")
+    absent = sorted(exclude - set(counts.index))
+    if absent:
+        raise ValueError(
+            f"excluded label(s) {absent} (--exclude) do not occur in obs[{perturbation_key!r}]; check the spelling "
+            f"(labels: {', '.join(map(str, counts.index[:10]))}{', ...' if len(counts) > 10 else ''})"
+        )
 
     control_mask = labels == control
     if control_mask.sum() < 2:
         raise ValueError(f"the control {control!r} has {int(control_mask.sum())} cell(s); at least 2 are needed")
-    perturbations = counts.drop([control, *[label for label in exclude if label in counts.index]])
+    perturbations = counts.drop([control, *exclude])
     kept = perturbations[perturbations >= min_cells].sort_index()
     small = perturbations[perturbations < min_cells].sort_index()
     return Screen(
@@ -189,7 +196,7 @@ def validate_screen(
         groups=tuple(map(str, kept.index)),
         sizes=tuple(int(n) for n in kept.to_numpy()),
         too_small={str(label): int(n) for label, n in small.items()},
-        excluded=tuple(sorted(label for label in exclude if label in counts.index)),
+        excluded=tuple(sorted(exclude)),
         min_cells=int(min_cells),
     )
 

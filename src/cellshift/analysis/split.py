@@ -250,7 +250,8 @@ def _split_eligible(
     if n_test >= eligible.size:
         raise ValueError(
             f"only {eligible.size} perturbation(s) have at least {min_degs} DEGs: too few for {n_test} test "
-            f"perturbation(s) and at least one for training; lower --min-degs or --test-fraction (0 holds none out)"
+            f"perturbation(s) and at least one for training; lower the DEG minimum (--min-degs) or the test "
+            "share (0 holds none out)"
         )
     order = np.random.default_rng([seed, PERTURBATION_STREAM]).permutation(eligible.size)
     test = tuple(sorted(eligible[order[:n_test]]))

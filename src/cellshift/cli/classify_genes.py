@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="raw-count .h5ad for pca, model and --finetune (default: the bundled Kang 2018 PBMCs)",
     )
+    parser.add_argument("--layer", default=None, help="layer of --cells with raw counts (default: X)")
     parser.add_argument("--folds", type=FOLDS.parse, default=5, help="cross-validation folds (default 5)")
     parser.add_argument(
         "--seed", type=NON_NEGATIVE_INT.parse, default=0, help="seed of the folds and the random embedding"
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     print(labels.summary())
     cells = None
     if args.finetune or any(method in NEEDS_CELLS for method in methods):
-        cells = read_counts(args.cells, None) if args.cells else kang2018_pbmc()
+        cells = read_counts(args.cells, args.layer) if args.cells else kang2018_pbmc()
     result = classify_genes(
         labels,
         methods=methods,

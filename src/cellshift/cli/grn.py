@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--top-edges", type=bounds["top_edges"].parse, default=DEFAULTS.top_edges, help="edges written per method"
     )
+    parser.add_argument("--layer", default=None, help="layer with raw counts in the .h5ad inputs (default: X)")
     parser.add_argument("--device", default=None, help="default: a GPU when visible, else the CPU")
     parser.add_argument("--seed", type=bounds["seed"].parse, default=DEFAULTS.seed)
     parser.add_argument("--out", required=True, help="folder for the tables and figure")
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         top_edges=args.top_edges,
         seed=args.seed,
     )
-    inputs = [path if Path(path).is_dir() else read_counts(path, None) for path in args.inputs]
+    inputs = [path if Path(path).is_dir() else read_counts(path, args.layer) for path in args.inputs]
     result = infer_grn(inputs, args.model, settings=settings, device=args.device, progress=not args.quiet)
     for name, file in OUTPUTS.items():
         write_csv_atomic(getattr(result, name), out / file, args.overwrite)
