@@ -57,6 +57,7 @@ CASES = [
         "degs {d}/screen.h5ad $S --exclude multi --out {o}/degs.csv",
         "excluded label(s) ['multi'] (--exclude) do not occur",
     ),
+    ("degs {d}/screen.h5ad $S --target-gene-key gene --out {o}/degs.csv", "target gene key 'gene' is not a column"),
     # numeric options outside their meaning are refused when parsed
     ("score {d}/screen.h5ad $S --embedding pca --n-null 1 --out {o}/s.csv", "--n-null: must be an integer >= 2"),
     ("score {d}/screen.h5ad $S --embedding pca --null-size 0 --out {o}/s.csv", "--null-size: must be an integer >= 2"),

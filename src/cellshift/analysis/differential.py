@@ -87,6 +87,7 @@ def degs(
         adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
     )
     screen.require_groups()
+    targets = _targets(adata, screen, target_gene_key)  # a bad key fails before the tests
     normalized = log_normalized(adata[screen.scored_mask()], layer=layer)
     labels = screen.labels[screen.scored_mask()]
     normalized.obs["_perturbation"] = pd.Categorical(labels)
@@ -98,7 +99,6 @@ def degs(
         raise ValueError(f"method must be 'wilcoxon' or 'anderson_darling', got {method!r}")
 
     n_degs = genes[genes["padj"] < fdr].groupby("perturbation").size()
-    targets = _targets(adata, screen, target_gene_key)
     summary = pd.DataFrame(
         {
             "perturbation": list(screen.groups),
