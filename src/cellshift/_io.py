@@ -1,11 +1,17 @@
 """Atomic file output: write to a hidden temporary file next to the target, then rename.
 
 A reader never sees a half-written file, and a crash leaves the old file (or none) in place.
+Whole directories (a corpus, a screen run) are written the same way: into a hidden sibling
+``.NAME.partial-PID`` (:func:`partial_dir`), swapped into place when complete
+(:func:`swap_into_place`); the folders of runs that were killed are removed by the next run
+(:func:`remove_stale_partials`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +33,74 @@ def check_writable(path: str | os.PathLike, overwrite: bool, option: str = "--ou
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write {path}: {folder} is not a writable folder; choose another {option}")
     return path
+
+
+def check_model_dir(path: str | os.PathLike, option: str = "model directory") -> Path:
+    """Refuse a ``path`` that is not a saved cellshift model (a directory with ``config.json``); return it."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        reason = "does not exist" if not path.exists() else "holds no saved model (no config.json)"
+        raise FileNotFoundError(
+            f"{option} {path} {reason}; give a model directory from `cellshift pretrain` or `cellshift finetune`"
+        )
+    return path
+
+
+def partial_dir(out: str | os.PathLike) -> Path:
+    """The hidden sibling ``.NAME.partial-PID`` that this process writes ``out`` into (created empty)."""
+    out = Path(out).absolute()
+    remove_stale_partials(out)
+    work = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return work
+
+
+def remove_stale_partials(out: str | os.PathLike) -> list[Path]:
+    """Remove the ``.NAME.partial-PID`` and ``.NAME.old-PID`` siblings of ``out`` left by processes no longer running.
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
+    """
+    out = Path(out).absolute()
+    if not out.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(partial|old)-(\d+)")
+    removed = []
+    for sibling in out.parent.iterdir():
+        match = pattern.fullmatch(sibling.name)
+        if match and sibling.is_dir() and not _is_running(int(match.group(2))):
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    """Whether a process with this ID runs on this machine (this process counts as not running: its old folders go)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
+
+
+def swap_into_place(work: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Move the complete directory ``work`` to ``out``, replacing an old ``out`` whole (never merging the two)."""
+    work, out = Path(work), Path(out)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(work, out)
 
 
 @contextmanager

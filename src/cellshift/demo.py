@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellshift._io import write_text_atomic
+from cellshift._io import check_writable, write_text_atomic
+from cellshift._validate import POSITIVE_INT
 from cellshift.data.gene_table import GeneTable
 from cellshift.datasets import bundled_corpora, papalexi2021
 from cellshift.pipelines.screen import pick_cells, run_screen
@@ -41,6 +42,8 @@ SCREEN = dict(max_cells_per_group=150, n_null=100, finetune_steps=40, finetune_l
 
 def run_demo(out: Path, *, workers: int = 1, progress: bool = True) -> dict:
     """Run the demo into ``out`` (its previous results are replaced) and return the summary."""
+    POSITIVE_INT.check(workers, "workers")
+    check_writable(out / "summary.json", overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     paths = bundled_corpora()
     summary: dict = {"seconds": {}}

@@ -24,7 +24,7 @@ def test_degs_then_score_from_the_command_line(tmp_path, small_screen, capsys):
     screen = ["--perturbation-key", "target_gene", "--control", "non-targeting"]
     assert main(["degs", str(small_screen), *screen, "--out", str(tmp_path / "degs.csv")]) == 0
     summary = pd.read_csv(tmp_path / "degs.csv").set_index("perturbation")
-    assert list(summary.columns) == ["n_cells", "n_degs", "knockdown"]
+    assert list(summary.columns) == ["n_cells", "n_degs", "knockdown", "status"]
     assert summary.loc["STAT1", "n_degs"] > summary.loc["CAV1", "n_degs"]
     assert summary.loc["STAT1", "knockdown"] < 0.6
     assert (tmp_path / "degs.genes.csv").exists()

@@ -273,7 +273,7 @@ def test_validation_holds_out_cells_and_logs_the_loss_on_fixed_pairs(tmp_path, p
     again = run(pretrained, screen, tmp_path / "again", validation=True, **options)
     pd.testing.assert_series_equal(log["validation_loss"], pd.read_csv(again.loss_log)["validation_loss"])
     assert pd.read_csv(run(pretrained, screen, tmp_path / "none", max_steps=2).loss_log)["validation_loss"].isna().all()
-    with pytest.raises(ValueError, match="validation_fraction must lie in"):
+    with pytest.raises(ValueError, match="validation_fraction must be a number in"):
         run(pretrained, screen, tmp_path / "bad", validation=True, validation_fraction=1.0)
 
 

@@ -65,6 +65,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_corpora, monkey
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     log = pd.read_csv(result.loss_log)
     assert log["step"].tolist() == [1, 2, 3, 4, 5, 6]  # the step logged after the checkpoint is not doubled
+    straight_log = pd.read_csv(tmp_path / "straight" / "training" / "loss.csv")
+    assert log["tokens"].tolist() == straight_log["tokens"].tolist()  # totals continue from the checkpoint's
+    assert log["seconds"].is_monotonic_increasing and result.tokens_seen == straight_log["tokens"].iloc[-1]
 
 
 def test_resume_and_overwrite_rules(tmp_path, tiny_corpora):

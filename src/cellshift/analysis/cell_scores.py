@@ -38,9 +38,12 @@ import pandas as pd
 from scipy.stats import false_discovery_control
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
+from cellshift._validate import FOLDS, OPEN_FRACTION
 from cellshift.analysis.screen_input import Screen, get_embedding, validate_screen
 
 CELL_FOLD_STREAM = 11
+MIN_CONTROLS_PER_FOLD = 20
+DEFAULT_FOLDS = 5
 RESPONDER, NON_RESPONDER, CONTROL, NOT_SCORED = "responder", "non-responder", "control", "not scored"
 
 
@@ -119,7 +122,7 @@ def score_cells(
     control: str,
     min_cells: int = 20,
     exclude: Iterable[str] = (),
-    n_folds: int = 5,
+    n_folds: int = DEFAULT_FOLDS,
     fdr: float = 0.05,
     seed: int = 0,
     key_added: str = "perturbation",
@@ -140,7 +143,8 @@ def score_cells(
         As in :func:`cellshift.analysis.validate_screen`; cells of groups below ``min_cells``
         (or below ``2 * n_folds``, too few to train on in every fold) are labelled ``"not scored"``.
     n_folds
-        Folds of the cross-fitting (at least 2; each control fold must hold at least 20 cells).
+        Folds of the cross-fitting (at least 2; each control fold must hold at least
+        :data:`MIN_CONTROLS_PER_FOLD` cells).
     fdr
         False discovery rate of the responder call, within each perturbation.
     seed
@@ -168,7 +172,12 @@ def score_cells(
     screen = validate_screen(
         adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
     )
-    screen.require_controls(20 * n_folds, f"per-cell scores with {n_folds} folds")
+    if screen.n_control < MIN_CONTROLS_PER_FOLD * n_folds:
+        raise ValueError(
+            f"per-cell scores with {n_folds} folds need at least {MIN_CONTROLS_PER_FOLD * n_folds} control cells "
+            f"({MIN_CONTROLS_PER_FOLD} per fold, so that a p-value can fall below 0.05), but {control!r} has "
+            f"{screen.n_control}; use fewer folds or more control cells"
+        )
     values = get_embedding(adata, embedding)
     adata = adata.copy() if copy else adata
     score, pvalue, qvalue = (np.full(adata.n_obs, np.nan) for _ in range(3))
@@ -236,8 +245,6 @@ def _response_labels(screen: Screen, qvalue: np.ndarray, fdr: float) -> np.ndarr
 
 
 def _check_settings(n_folds: int, fdr: float) -> None:
-    """Refuse fold counts below 2 and FDRs outside (0, 1)."""
-    if n_folds < 2:
-        raise ValueError(f"n_folds={n_folds}: cross-fitting needs at least 2 folds")
-    if not 0.0 < fdr < 1.0:
-        raise ValueError(f"fdr={fdr}: give a false discovery rate between 0 and 1, e.g. 0.05")
+    """Refuse fold counts below 2 and FDRs outside (0, 1) (the CLI's ranges, :mod:`cellshift._validate`)."""
+    FOLDS.check(n_folds, "n_folds")
+    OPEN_FRACTION.check(fdr, "fdr")

@@ -24,8 +24,9 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse, stats
 
+from cellshift._validate import GROUP_CELLS, PROBABILITY, check_options
 from cellshift.analysis.screen_input import Screen, validate_screen
-from cellshift.data import check_raw_counts, detect_id_type, ensembl_to_symbols, log_normalized, symbols_to_ensembl
+from cellshift.data import detect_id_type, ensembl_to_symbols, log_normalized, symbols_to_ensembl
 
 DegMethod = Literal["wilcoxon", "anderson_darling"]
 LONG_COLUMNS = ["perturbation", "gene", "logfoldchange", "pvalue", "padj"]
@@ -74,17 +75,19 @@ def degs(
     Returns
     -------
     summary : pandas.DataFrame
-        One row per perturbation: ``perturbation, n_cells, n_degs, knockdown`` (``knockdown``
-        is NaN when the target gene is not measured or not expressed in control cells).
+        One row per perturbation: ``perturbation, n_cells, n_degs, knockdown, status``
+        (``knockdown`` is NaN when the target gene is not measured or not expressed in control
+        cells; ``status`` is ``"scored"``, or why a group was not tested: groups below
+        ``min_cells`` are listed last, with empty counts).
     genes : pandas.DataFrame
         One row per perturbation and gene: ``perturbation, gene, logfoldchange, pvalue, padj``.
     """
+    check_options({"fdr": fdr, "min_cells": min_cells}, {"fdr": PROBABILITY, "min_cells": GROUP_CELLS})
     screen = validate_screen(
         adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
     )
-    if not screen.groups:
-        raise ValueError(f"no perturbation has at least {min_cells} cells; groups too small: {screen.too_small}")
-    _check_counts(adata, layer)
+    screen.require_groups()
+    targets = _targets(adata, screen, target_gene_key)  # a bad key fails before the tests
     normalized = log_normalized(adata[screen.scored_mask()], layer=layer)
     labels = screen.labels[screen.scored_mask()]
     normalized.obs["_perturbation"] = pd.Categorical(labels)
@@ -96,7 +99,6 @@ def degs(
         raise ValueError(f"method must be 'wilcoxon' or 'anderson_darling', got {method!r}")
 
     n_degs = genes[genes["padj"] < fdr].groupby("perturbation").size()
-    targets = _targets(adata, screen, target_gene_key)
     summary = pd.DataFrame(
         {
             "perturbation": list(screen.groups),
@@ -105,17 +107,7 @@ def degs(
             "knockdown": knockdown(adata, screen, targets, layer=layer),
         }
     )
-    return summary, genes
-
-
-def _check_counts(adata: ad.AnnData, layer: str | None) -> None:
-    """Raise a clear error unless ``X`` (or ``layers[layer]``) holds raw counts."""
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(f"layer {layer!r} is not in adata.layers; available layers: {list(adata.layers) or '(none)'}")
-    counts = adata.X if layer is None else adata.layers[layer]
-    values = counts.data if sparse.issparse(counts) else np.asarray(counts)
-    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    check_raw_counts(values, where=where, layers=list(adata.layers))
+    return screen.with_unscored(summary), genes
 
 
 def _wilcoxon(normalized: ad.AnnData, screen: Screen) -> pd.DataFrame:

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, check_options
+from cellshift.analysis.screen_input import scored_rows
 from cellshift.analysis.split import deg_counts
 from cellshift.datasets import GENE_SETS, gene_set
 
@@ -141,8 +143,9 @@ def zero_deg_enrichment(
             f"top must list numbers between 1 and the 0-DEG pool size ({len(pool)}), got {top}; "
             "choose smaller --top values"
         )
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be at least 1, got {n_permutations}")
+    check_options(
+        {"n_permutations": n_permutations, "seed": seed}, {"n_permutations": POSITIVE_INT, "seed": NON_NEGATIVE_INT}
+    )
     if not gene_sets:
         raise ValueError("no gene set given")
 
@@ -196,7 +199,8 @@ def _z_columns(scores: pd.DataFrame, metrics: Sequence[str] | None) -> dict[str,
 
 def _zero_deg_pool(scores: pd.DataFrame, degs: pd.DataFrame | None) -> pd.DataFrame:
     """Rows of ``scores`` whose perturbation has 0 DEGs; warns about 0-DEG perturbations not scored."""
-    scored = scores.assign(perturbation=scores["perturbation"].astype(str))
+    scored = scored_rows(scores)
+    scored = scored.assign(perturbation=scored["perturbation"].astype(str))
     if scored["perturbation"].duplicated().any():
         duplicated = sorted(set(scored["perturbation"][scored["perturbation"].duplicated()]))
         raise ValueError(f"the scores table lists perturbation(s) more than once: {duplicated[:10]}")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from cellshift.analysis.screen_input import scored_rows
+
 PAIRS_POOL = "between perturbations (pairs)"
 
 
@@ -75,6 +77,7 @@ def _shifted(name: str, table: pd.DataFrame, n_degs: pd.Series, metric: str, fdr
     column = f"{metric}_fdr"
     if column not in table.columns:
         return ""
+    table = scored_rows(table)
     hits = table[table[column] < fdr].sort_values(f"{metric}_z", ascending=False)
     zero = [p for p in hits["perturbation"].astype(str) if n_degs.get(p, -1) == 0]
     named = ", ".join(hits["perturbation"].astype(str).head(5))
@@ -120,6 +123,7 @@ def _loss_moved(log: pd.DataFrame) -> str:
 
 
 def _responders(name: str, table: pd.DataFrame, knockdown: pd.DataFrame | None) -> str:
+    table = scored_rows(table)
     called = table[table["n_responders"] > 0].sort_values("fraction_responders", ascending=False)
     named = ", ".join(f"{row.perturbation} {row.fraction_responders:.0%}" for row in called.head(5).itertuples())
     sentence = f"Per-cell calls ({name}): {len(called)} of {len(table)} perturbations have responding cells"

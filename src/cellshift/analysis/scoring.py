@@ -41,9 +41,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellshift._validate import GROUP_CELLS, NON_NEGATIVE_INT, NULL_DRAWS, check_options
 from cellshift.analysis.batched_scoring import batched_edistances
 from cellshift.analysis.calibration import add_scores, size_bucket, size_bucket_below, standardise
-from cellshift.analysis.screen_input import Screen, get_embedding, validate_screen
+from cellshift.analysis.screen_input import Screen, get_embedding, obs_labels, validate_screen
 from cellshift.metrics import (
     ControlNull,
     ReferencePieces,
@@ -123,9 +124,10 @@ def score_perturbations(
     Returns
     -------
     pandas.DataFrame
-        One row per scored perturbation: ``perturbation, n_cells`` and, for each metric,
+        One row per perturbation: ``perturbation, n_cells`` and, for each metric,
         ``<metric>, <metric>_z, <metric>_pvalue, <metric>_null_size`` (the size of the control
-        groups of its null).
+        groups of its null), then ``status``: ``"scored"``, or why not (groups below
+        ``min_cells``, listed last with empty scores).
     pandas.DataFrame
         With ``return_nulls``: every null draw, columns ``metric, null_size, value`` and ``z`` (the
         draw on the z scale its p-values are read from).
@@ -133,15 +135,21 @@ def score_perturbations(
     Raises
     ------
     ValueError
-        For an unknown metric or reference, or too few control cells for the null.
+        For an unknown metric or reference, an option out of range, no perturbation to score,
+        or too few control cells for the null.
     """
     if reference not in ("all", "matched"):
         raise ValueError(f"reference must be 'all' or 'matched', got {reference!r}")
     for metric in metrics:
         get_metric(metric)
+    check_options(
+        {"n_null": n_null, "null_size": null_size, "min_cells": min_cells, "seed": seed},
+        {"n_null": NULL_DRAWS, "null_size": GROUP_CELLS, "min_cells": GROUP_CELLS, "seed": NON_NEGATIVE_INT},
+    )
     screen = validate_screen(
         adata, perturbation_key=perturbation_key, control=control, min_cells=min_cells, exclude=exclude
     )
+    screen.require_groups()
     batches = _batches(adata, batch_key, metrics, reference)
     Z = l2_normalize(get_embedding(adata, embedding))
     table = pd.DataFrame({"perturbation": list(screen.groups), "n_cells": list(screen.sizes)})
@@ -167,6 +175,7 @@ def score_perturbations(
             pd.DataFrame({"metric": metric, "null_size": size, "value": null, "z": on_z_scale[size]})
             for size, null in nulls.items()
         ]
+    table = screen.with_unscored(table)
     if return_nulls:
         return table, pd.concat(null_frames, ignore_index=True)
     return table
@@ -176,17 +185,13 @@ def _batches(adata: ad.AnnData, batch_key: str | None, metrics: Sequence[str], r
     """The batch of every cell, after checking that batches can be used with these options."""
     if batch_key is None:
         return None
-    if batch_key not in adata.obs:
-        raise KeyError(f"batch key {batch_key!r} is not an obs column; columns: {list(adata.obs.columns)}")
+    batches = obs_labels(adata, batch_key, "batch key")
     others = [metric for metric in metrics if metric not in EDISTANCE_METRICS]
     if others or reference != "all":
         raise ValueError(
             f"a batch key works with {', '.join(EDISTANCE_METRICS)} against all controls; drop {others or reference}"
         )
-    batches = adata.obs[batch_key]
-    if batches.isna().any():
-        raise ValueError(f"{int(batches.isna().sum())} cells have no batch in obs[{batch_key!r}]")
-    return batches.astype(str).to_numpy()
+    return batches
 
 
 def _null_sizes(screen: Screen, null_size: int | None, largest: int) -> list[int]:
@@ -322,13 +327,8 @@ def perturbation_distances(
     pandas.DataFrame
         Symmetric ``G x G`` matrix indexed by the sorted labels of the groups kept.
     """
-    if perturbation_key not in adata.obs.columns:
-        raise KeyError(
-            f"perturbation key {perturbation_key!r} is not a column of adata.obs; "
-            f"available columns: {', '.join(map(str, adata.obs.columns))}"
-        )
+    labels = obs_labels(adata, perturbation_key, "perturbation key")
     Z = l2_normalize(get_embedding(adata, embedding))
-    labels = adata.obs[perturbation_key].astype(str).to_numpy()
     counts = pd.Series(labels).value_counts()
     kept = counts[(counts >= min_cells) & ~counts.index.isin([str(label) for label in exclude])].index
     mask = pd.Index(kept).get_indexer(labels) >= 0

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from cellshift._io import check_writable, write_text_atomic
-from cellshift.analysis.screen_input import validate_screen
+from cellshift._validate import FRACTION, NON_NEGATIVE_INT, check_options
+from cellshift.analysis.screen_input import scored_rows, validate_screen
 
 PERTURBATION_STREAM, CONTROL_STREAM = range(2)
 
@@ -98,7 +99,8 @@ def deg_counts(summary: pd.DataFrame) -> pd.Series:
     ----------
     summary
         Table with columns ``perturbation`` and ``n_degs`` (the first table of
-        :func:`cellshift.analysis.degs`, or ``degs.csv`` of ``cellshift degs``).
+        :func:`cellshift.analysis.degs`, or ``degs.csv`` of ``cellshift degs``); rows whose
+        ``status`` says they were not tested (too few cells) are left out.
 
     Returns
     -------
@@ -118,11 +120,12 @@ def deg_counts(summary: pd.DataFrame) -> pd.Series:
             f"the DEG summary lacks column(s) {missing}; it needs 'perturbation' and 'n_degs' "
             f"(the output of `cellshift degs`); it has {list(summary.columns)}"
         )
+    summary = scored_rows(summary)
     labels = summary["perturbation"].astype(str)
     duplicated = sorted(set(labels[labels.duplicated()]))
     if duplicated:
         raise ValueError(f"the DEG summary lists perturbation(s) more than once: {duplicated[:10]}")
-    counts = pd.to_numeric(summary["n_degs"], errors="coerce").to_numpy(dtype=float)
+    counts = pd.to_numeric(summary["n_degs"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(counts) | (counts < 0) | (counts != np.round(counts))
     if bad.any():
         raise ValueError(
@@ -182,8 +185,10 @@ def split_perturbations(
         for a test set, the fractions are invalid, ``degs`` names perturbations absent from
         ``adata`` or the control, or ``obs_names`` are not unique.
     """
-    if not 0 <= test_fraction < 1:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    check_options(
+        {"test_fraction": test_fraction, "min_degs": min_degs, "seed": seed},
+        {"test_fraction": FRACTION, "min_degs": NON_NEGATIVE_INT, "seed": NON_NEGATIVE_INT},
+    )
     fractions = np.asarray(control_fractions, dtype=float)
     if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
         raise ValueError(
@@ -245,7 +250,8 @@ def _split_eligible(
     if n_test >= eligible.size:
         raise ValueError(
             f"only {eligible.size} perturbation(s) have at least {min_degs} DEGs: too few for {n_test} test "
-            f"perturbation(s) and at least one for training; lower --min-degs or --test-fraction (0 holds none out)"
+            f"perturbation(s) and at least one for training; lower the DEG minimum (--min-degs) or the test "
+            "share (0 holds none out)"
         )
     order = np.random.default_rng([seed, PERTURBATION_STREAM]).permutation(eligible.size)
     test = tuple(sorted(eligible[order[:n_test]]))

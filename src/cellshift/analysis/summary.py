@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from cellshift.analysis.screen_input import scored_rows
 from cellshift.analysis.split import PerturbationSplit
 
 Z_METRICS = ("edistance", "cosine_edistance", "wasserstein")
@@ -84,7 +85,8 @@ def medians_table(
     -------
     pandas.DataFrame
         One row per (model, pool): ``model, pool, n_perturbations`` and ``<metric>_z`` medians
-        (NaN z-scores skipped; NaN when a pool is empty or a metric has no pair values).
+        (NaN z-scores skipped; NaN when a pool is empty or a metric has no pair values); only
+        scored perturbations count (``status``).
     """
     if not scores_by_model:
         raise ValueError("scores_by_model is empty; give at least one model's scores table")
@@ -95,7 +97,7 @@ def medians_table(
         missing = [name for name in ["perturbation", *columns] if name not in scores.columns]
         if missing:
             raise KeyError(f"scores of model {model!r} lack column(s) {missing}; columns: {list(scores.columns)}")
-        table = attach_n_degs(scores, degs)
+        table = attach_n_degs(scored_rows(scores), degs)
         labels = table["perturbation"].astype(str)
         for pool, members in _pool_masks(table, labels, pools, min_degs).items():
             medians = table.loc[members, columns].median()
@@ -162,8 +164,9 @@ def ranked_table(
     pandas.DataFrame
         ``rank, perturbation, n_cells``, then ``n_degs``, ``knockdown`` and
         ``fraction_responders`` (per-cell calls) when known, the ``_z`` of every metric
-        present, ``<metric>_pvalue``, its source (``draws``, or ``tail
-        fit`` past the draws' floor) and ``<metric>_fdr`` (Benjamini-Hochberg).
+        present, ``<metric>_pvalue``, its source (``draws``, or ``tail fit`` past the draws'
+        floor), ``<metric>_fdr`` (Benjamini-Hochberg) and ``status``; perturbations not scored
+        (too few cells) come last, without a rank.
     """
     column = f"{metric}_z"
     if column not in scores.columns:
@@ -172,8 +175,9 @@ def ranked_table(
     if isinstance(degs, pd.DataFrame) and "knockdown" in degs.columns:
         knockdown = degs.set_index(degs["perturbation"].astype(str))["knockdown"]
         table["knockdown"] = table["perturbation"].astype(str).map(knockdown).to_numpy()
-    table = table.sort_values(column, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
+    scored = scored_rows(table).sort_values(column, ascending=False, na_position="last", kind="stable")
+    table = pd.concat([scored, table.drop(scored.index)], ignore_index=True)
+    table.insert(0, "rank", pd.array([*range(1, len(scored) + 1), *[None] * (len(table) - len(scored))], "Int64"))
     kept = [
         "rank",
         "perturbation",
@@ -185,6 +189,7 @@ def ranked_table(
         f"{metric}_pvalue",
         f"{metric}_pvalue_source",
         f"{metric}_fdr",
+        "status",
     ]
     kept = [name for name in kept if name in table.columns]
     return table[kept].head(top) if top is not None else table[kept]

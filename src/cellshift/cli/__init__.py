@@ -5,6 +5,9 @@ Each command lives in its own module, ``cellshift.cli.<command>`` (dashes as und
 one-line help, in the order ``cellshift --help`` shows them; ``cellshift --help`` imports none of
 them, and ``cellshift CMD ...`` imports only that command's module, so every command starts as
 fast as its own dependencies allow.
+
+A user error (a bad option, input or output path) ends a command with one line on stderr,
+``cellshift CMD: error: ...``, and exit code 2, without a traceback (``--debug`` shows it).
 """
 
 from __future__ import annotations
@@ -41,30 +44,50 @@ def command_module(command: str) -> ModuleType:
     return importlib.import_module(f"cellshift.cli.{command.replace('-', '_')}")
 
 
+# Exceptions that report a problem with the user's options, inputs or output paths.
+USER_ERRORS = (ValueError, KeyError, OSError)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (and exit code 2), like the commands' own."""
+
+    def error(self, message: str) -> None:
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` and exit with code 2."""
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(message: object) -> str:
+    """The message on one line: line breaks become ``; ``."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The ``cellshift`` argument parser, with the options of the commands in ``load`` (default: all)."""
     load = set(COMMANDS if load is None else load)
-    parser = argparse.ArgumentParser(prog="cellshift", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="cellshift", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, summary in COMMANDS.items():
         sub = commands.add_parser(command, help=summary, description=summary)
         if command in load:
             module = command_module(command)
             module.add_arguments(sub)
+            sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
             sub.set_defaults(handler=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; errors in the input are printed as one line, without a traceback."""
+    """Run the command line; a user error is printed as one line (traceback with ``--debug``), exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = [argv[0]] if argv and argv[0] in COMMANDS else []
     args = build_parser(chosen).parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"cellshift {args.command}: error: {message}", file=sys.stderr)
+        print(f"cellshift {args.command}: error: {one_line(message)}", file=sys.stderr)
         return 2
 
 

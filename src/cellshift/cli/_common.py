@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from cellshift._io import check_writable
+from cellshift._validate import GROUP_CELLS, NON_NEGATIVE_INT, POSITIVE_INT
+from cellshift.data.checks import check_raw_counts
+
+# What reading a file that is not a complete AnnData raises (h5py, anndata, zarr).
+UNREADABLE = (OSError, KeyError, ValueError, TypeError)
 
 
 def comma_list(text: str) -> list[str]:
     """Parse ``a,b,c`` into ``["a", "b", "c"]`` (empty items dropped)."""
     return [item for item in text.split(",") if item]
+
+
+def positive_int_list(text: str) -> list[int]:
+    """Parse ``3,5,10`` into ``[3, 5, 10]``, refusing anything but integers >= 1."""
+    numbers = [POSITIVE_INT.parse(item) for item in comma_list(text)]
+    if not numbers:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, e.g. 3,5,10; got {text!r}")
+    return numbers
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +43,11 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-genes",
-        type=int,
+        type=NON_NEGATIVE_INT.parse,
         default=500,
         help="drop cells expressing fewer genes (default 500, as Zhao et al. 2025; lower it for small panels)",
     )
-    parser.add_argument("--chunk-size", type=int, default=2048, help="cells read and encoded at a time")
+    parser.add_argument("--chunk-size", type=POSITIVE_INT.parse, default=2048, help="cells read and encoded at a time")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -64,22 +83,67 @@ def add_screen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="screen .h5ad with raw counts")
     parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
     parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
-    parser.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells are reported, not scored")
+    parser.add_argument(
+        "--min-cells", type=GROUP_CELLS.parse, default=20, help="groups with fewer cells are reported, not scored"
+    )
     parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither scored nor used as controls")
     parser.add_argument("--out", required=True, help="CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
-def read_counts(path: str, layer: str | None) -> ad.AnnData:
-    """Read an .h5ad; with ``layer``, that layer's counts become ``X``; unreadable files get one clear error."""
+def read_h5ad(path: str, *, backed: bool = False) -> ad.AnnData:
+    """Read an .h5ad input (backed: ``X`` stays on disk); a missing or unreadable file gets one clear error."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} does not exist or is not a file")
     try:
-        adata = ad.read_h5ad(path)
-    except OSError as error:
-        raise ValueError(f"cannot read {path} as .h5ad (is it an AnnData file, complete?): {error}") from None
+        return ad.read_h5ad(path, backed="r" if backed else None)
+    except UNREADABLE as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"cannot read {path} as .h5ad (is it a complete AnnData file?): {reason}") from None
+
+
+def check_counts(adata: ad.AnnData, path: str, layer: str | None) -> None:
+    """Refuse a ``layer`` the file lacks, or an ``X`` (or that layer) that does not hold raw counts."""
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"{path} has no layer {layer!r}; layers: {list(adata.layers) or '(none)'}")
+    counts = adata.X if layer is None else adata.layers[layer]
+    values = counts.data if sparse.issparse(counts) else np.asarray(counts)
+    where = f"X of {path}" if layer is None else f"layer {layer!r} of {path}"
+    check_raw_counts(values, where=where, layers=list(adata.layers))
+
+
+def read_screen(path: str, layer: str | None, *, counts: bool = True) -> ad.AnnData:
+    """Read an .h5ad input as it is, after checking (when ``counts``) that ``X`` or ``layer`` holds raw counts."""
+    adata = read_h5ad(path)
+    if counts:
+        check_counts(adata, path, layer)
+    return adata
+
+
+def read_counts(path: str, layer: str | None) -> ad.AnnData:
+    """Read an .h5ad of raw counts, checked; with ``layer``, that layer's counts become ``X``."""
+    adata = read_screen(path, layer)
     if layer is not None:
-        if layer not in adata.layers:
-            raise KeyError(f"{path} has no layer {layer!r}; layers: {list(adata.layers)}")
         adata.X = adata.layers[layer]
     return adata
+
+
+def read_table(path: str, what: str, columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Read a CSV input (``what`` names it in errors, e.g. ``"--degs"``) that must have ``columns``."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist or is not a file")
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"cannot read {what} {path} as a CSV table: {reason}") from None
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise KeyError(f"{what} {path} lacks column(s) {missing}; it has {list(table.columns)}")
+    return table
+
+
+def check_outputs(paths: Iterable[str | Path], overwrite: bool, option: str = "--out") -> None:
+    """Check, before any work, that every output path can be written (:func:`cellshift._io.check_writable`)."""
+    for path in paths:
+        check_writable(path, overwrite, option=option)

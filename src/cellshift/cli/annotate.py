@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cellshift._io import check_writable, write_csv_atomic
-from cellshift.cli._common import comma_list, read_counts
+from cellshift._io import check_model_dir, write_csv_atomic
+from cellshift.cli._common import check_outputs, comma_list, read_counts
 from cellshift.plotting.annotation import confusion_matrices
 from cellshift.tasks.annotation import AnnotationSettings, annotate
 from cellshift.tasks.cell_labels import read_label_map
@@ -46,14 +46,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="pre-trained model directory for model-frozen and model")
     _add_finetuning_arguments(parser)
     parser.add_argument("--split", dest="split_key", default=None, help="obs column of donors: hold out whole donors")
-    parser.add_argument("--test-fraction", type=float, default=DEFAULTS.test_fraction, help="held-out share")
-    parser.add_argument("--folds", dest="n_folds", type=int, default=None, help="cross-validate with N folds instead")
+    bounds = AnnotationSettings.BOUNDS
+    parser.add_argument(
+        "--test-fraction", type=bounds["test_fraction"].parse, default=DEFAULTS.test_fraction, help="held-out share"
+    )
+    parser.add_argument(
+        "--folds",
+        dest="n_folds",
+        type=bounds["n_folds"].parse,
+        default=None,
+        help="cross-validate with N folds instead",
+    )
     parser.add_argument("--label-map", default=None, help="CSV label,mapped renaming labels in both data sets")
     parser.add_argument("--classifier", default=None, help="folder of a saved classifier: label --query with it")
     parser.add_argument("--query-species", choices=["human", "mouse"], default=None, help="default: detected")
     parser.add_argument("--reference-species", choices=["human", "mouse"], default=None, help="default: detected")
     parser.add_argument("--layer", default=None, help="layer with raw counts in both files (default: X)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--seed", type=bounds["seed"].parse, default=DEFAULTS.seed)
     parser.add_argument("--out", required=True, help="folder for the tables, figure and classifiers")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -62,28 +71,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_finetuning_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of methods ``model-frozen`` and ``model`` (fine-tuning), with :class:`ClassifierSettings`' defaults."""
     group = parser.add_argument_group("methods model-frozen and model (fine-tuning)")
+    bounds = ClassifierSettings.BOUNDS
     group.add_argument(
-        "--freeze-layers", type=int, default=FINETUNING.freeze_layers, help="lowest encoder layers kept frozen"
+        "--freeze-layers",
+        type=bounds["freeze_layers"].parse,
+        default=FINETUNING.freeze_layers,
+        help="lowest encoder layers kept frozen",
     )
-    group.add_argument("--epochs", type=int, default=FINETUNING.epochs, help="passes over the training cells")
-    group.add_argument("--max-steps", type=int, default=FINETUNING.max_steps, help="stop after N steps instead")
+    group.add_argument(
+        "--epochs", type=bounds["epochs"].parse, default=FINETUNING.epochs, help="passes over the training cells"
+    )
+    group.add_argument(
+        "--max-steps", type=bounds["max_steps"].parse, default=FINETUNING.max_steps, help="stop after N steps instead"
+    )
     group.add_argument(
         "--batch-size",
-        type=int,
+        type=bounds["batch_size"].parse,
         default=None,
         help=f"cells per batch (default: {FINETUNING.batch_size} to fine-tune, 64 to embed for model-frozen)",
     )
-    group.add_argument("--max-length", type=int, default=None, help="tokens per cell (default: the model's input size)")
-    group.add_argument("--learning-rate", type=float, default=FINETUNING.learning_rate, help="AdamW, constant")
+    group.add_argument(
+        "--max-length",
+        type=bounds["max_length"].parse,
+        default=None,
+        help="tokens per cell (default: the model's input size)",
+    )
+    group.add_argument(
+        "--learning-rate",
+        type=bounds["learning_rate"].parse,
+        default=FINETUNING.learning_rate,
+        help="AdamW, constant",
+    )
     group.add_argument(
         "--validation-fraction",
-        type=float,
+        type=bounds["validation_fraction"].parse,
         default=FINETUNING.validation_fraction,
         help="share of the training cells held out for early stopping (0: none)",
     )
     group.add_argument(
         "--patience",
-        type=int,
+        type=bounds["patience"].parse,
         default=FINETUNING.patience,
         help="evaluations without a better macro-F1 before stopping",
     )
@@ -106,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
     if args.classifier is not None and args.query is None:
         raise ValueError("--classifier labels a --query: give the cells to label")
     out = Path(args.out)
-    for name in [*OUTPUTS.values(), FIGURE]:
-        check_writable(out / name, args.overwrite)
+    check_outputs([out / name for name in [*OUTPUTS.values(), FIGURE]], args.overwrite)
+    if args.model:
+        check_model_dir(args.model, option="--model")
     label_map = read_label_map(args.label_map) if args.label_map else None
     reference = read_counts(args.reference, args.layer) if args.reference else None
     query = read_counts(args.query, args.layer) if args.query else None

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import anndata as ad
-
-from cellshift._io import check_writable, write_csv_atomic
-from cellshift.cli._common import comma_list
+from cellshift._io import check_model_dir, write_csv_atomic
+from cellshift._validate import FOLDS, NON_NEGATIVE_INT, POSITIVE_INT
+from cellshift.cli._common import check_outputs, comma_list, read_counts
 from cellshift.datasets import kang2018_pbmc
 from cellshift.plotting.gene_classification import gene_classification_roc
 from cellshift.tasks.gene_classification import DEFAULT_METHODS, NEEDS_CELLS, classify_genes
@@ -57,17 +56,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="raw-count .h5ad for pca, model and --finetune (default: the bundled Kang 2018 PBMCs)",
     )
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the folds and the random embedding")
-    parser.add_argument("--n-components", type=int, default=64, help="dimension of pca, grn, family, random")
+    parser.add_argument("--layer", default=None, help="layer of --cells with raw counts (default: X)")
+    parser.add_argument("--folds", type=FOLDS.parse, default=5, help="cross-validation folds (default 5)")
+    parser.add_argument(
+        "--seed", type=NON_NEGATIVE_INT.parse, default=0, help="seed of the folds and the random embedding"
+    )
+    parser.add_argument(
+        "--n-components", type=POSITIVE_INT.parse, default=64, help="dimension of pca, grn, family, random"
+    )
     group = parser.add_argument_group("fine-tuning (method model-finetuned)")
     group.add_argument("--finetune", action="store_true", help="also fine-tune --model per fold (token classification)")
+    bounds = ClassifierSettings.BOUNDS
     group.add_argument(
-        "--freeze-layers", type=int, default=FINETUNING.freeze_layers, help="lowest encoder layers kept frozen"
+        "--freeze-layers",
+        type=bounds["freeze_layers"].parse,
+        default=FINETUNING.freeze_layers,
+        help="lowest encoder layers kept frozen",
     )
-    group.add_argument("--epochs", type=int, default=FINETUNING.epochs, help="passes over the training cells")
-    group.add_argument("--max-steps", type=int, default=FINETUNING.max_steps, help="stop after N steps instead")
-    group.add_argument("--learning-rate", type=float, default=FINETUNING.learning_rate, help="AdamW, constant")
+    group.add_argument(
+        "--epochs", type=bounds["epochs"].parse, default=FINETUNING.epochs, help="passes over the training cells"
+    )
+    group.add_argument(
+        "--max-steps", type=bounds["max_steps"].parse, default=FINETUNING.max_steps, help="stop after N steps instead"
+    )
+    group.add_argument(
+        "--learning-rate",
+        type=bounds["learning_rate"].parse,
+        default=FINETUNING.learning_rate,
+        help="AdamW, constant",
+    )
     parser.add_argument("--out", required=True, help="folder for scores.csv, summary.csv, predictions.csv, roc.png")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
@@ -86,14 +103,15 @@ def run(args: argparse.Namespace) -> int:
         0 on success.
     """
     paths = {name: Path(args.out) / file for name, file in OUTPUTS.items()}
-    for path in paths.values():
-        check_writable(path, args.overwrite)
+    check_outputs(paths.values(), args.overwrite)
+    if args.model:
+        check_model_dir(args.model, option="--model")
     methods = args.methods or ["pca", *DEFAULT_METHODS, *(["model"] if args.model else [])]
     labels = gene_labels(None if args.labels in (None, BUNDLED_LABELS) else args.labels, positive=args.positive)
     print(labels.summary())
     cells = None
     if args.finetune or any(method in NEEDS_CELLS for method in methods):
-        cells = ad.read_h5ad(args.cells) if args.cells else kang2018_pbmc()
+        cells = read_counts(args.cells, args.layer) if args.cells else kang2018_pbmc()
     result = classify_genes(
         labels,
         methods=methods,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cellshift._validate import POSITIVE_INT
 from cellshift.demo import run_demo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellshift demo``."""
     parser.add_argument("--out", default="results/demo", help="output directory")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=POSITIVE_INT.parse, default=1, help="processes that tokenise")
     parser.add_argument("--quiet", action="store_true")
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import anndata as ad
-
-from cellshift._io import atomic_path, check_writable
-from cellshift.cli._common import comma_list
+from cellshift._io import atomic_path, check_model_dir, check_writable
+from cellshift.cli._common import comma_list, read_screen
 from cellshift.embed.registry import CELL_EMBEDDINGS, EmbedOptions, add_cell_embedding, get_cell_embedding
 
 
@@ -25,8 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model directory for --method model")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the scVI models")
-    parser.add_argument("--max-epochs", type=int, default=None, help="scVI epoch budget (default: by data size)")
+    bounds = EmbedOptions.BOUNDS
+    parser.add_argument("--seed", type=bounds["seed"].parse, default=0, help="random seed of the scVI models")
+    parser.add_argument(
+        "--max-epochs", type=bounds["max_epochs"].parse, default=None, help="scVI epoch budget (default: by data size)"
+    )
     parser.add_argument("--batch-key", default=None, help="obs column with a technical batch for scVI")
     parser.add_argument("--accelerator", default="auto", help="scVI device: auto, cpu, gpu, ... (default: auto)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -41,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     needing_model = [embedding.name for embedding in embeddings if embedding.needs_model]
     if needing_model and args.model is None:
         raise ValueError(f"--method {needing_model[0]} needs --model MODEL_DIR (from cellshift pretrain or finetune)")
+    if needing_model:
+        check_model_dir(args.model, option="--model")
     out = check_writable(args.out, args.overwrite)
-    adata = ad.read_h5ad(args.input)
+    adata = read_screen(args.input, args.layer)
     input_keys = set(adata.obsm)
     options = EmbedOptions(
         layer=args.layer,

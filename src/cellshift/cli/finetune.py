@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-import anndata as ad
-import pandas as pd
-
-from cellshift.cli._common import comma_list
+from cellshift._validate import FRACTION, GROUP_CELLS, NON_NEGATIVE, NON_NEGATIVE_INT
+from cellshift.cli._common import comma_list, read_screen, read_table
 from cellshift.pipelines.finetune import finetune_on_screen
 from cellshift.training import FinetuneSettings
+from cellshift.training.contrastive import check_finetune_dirs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,34 +24,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
     parser.add_argument("--out", required=True, help="directory of the fine-tuned model")
     parser.add_argument("--degs", default=None, help="degs.csv from `cellshift degs` (default: computed here)")
-    parser.add_argument("--min-degs", type=int, default=20, help="perturbations with fewer DEGs are not trained on")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of those held out as test")
-    parser.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells get no DEGs")
+    bounds = FinetuneSettings.BOUNDS
+    parser.add_argument(
+        "--min-degs", type=NON_NEGATIVE_INT.parse, default=20, help="perturbations with fewer DEGs are not trained on"
+    )
+    parser.add_argument("--test-fraction", type=FRACTION.parse, default=0.2, help="share of those held out as test")
+    parser.add_argument("--min-cells", type=GROUP_CELLS.parse, default=20, help="groups with fewer cells get no DEGs")
     parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither trained on nor controls")
-    parser.add_argument("--epochs", type=int, default=1, help="passes over the perturbed training cells")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=16, help="cell pairs per batch")
+    parser.add_argument(
+        "--epochs", type=bounds["epochs"].parse, default=1, help="passes over the perturbed training cells"
+    )
+    parser.add_argument(
+        "--max-steps", type=bounds["max_steps"].parse, default=None, help="stop after this many optimizer steps"
+    )
+    parser.add_argument("--batch-size", type=bounds["batch_size"].parse, default=16, help="cell pairs per batch")
     parser.add_argument(
         "--lr",
-        type=float,
+        type=bounds["learning_rate"].parse,
         default=1e-5,
         help="AdamW learning rate, constant (paper: 1e-5; small models in short runs: 1e-4)",
     )
-    parser.add_argument("--weight-decay", type=float, default=1e-2)
-    parser.add_argument("--margin", type=float, default=20.0, help="margin m of the contrastive loss")
+    parser.add_argument("--weight-decay", type=bounds["weight_decay"].parse, default=1e-2)
+    parser.add_argument("--margin", type=bounds["margin"].parse, default=20.0, help="margin m of the contrastive loss")
     parser.add_argument(
         "--validation-fraction",
-        type=float,
+        type=bounds["validation_fraction"].parse,
         default=0.1,
         help="share of each training perturbation's cells held out for the validation loss (0: no validation)",
     )
-    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient-norm clipping (0: off)")
-    parser.add_argument("--max-length", type=int, default=None, help="tokens kept per cell (default: model input)")
-    parser.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
-    parser.add_argument("--keep-last", type=int, default=2, help="checkpoints kept")
-    parser.add_argument("--log-every", type=int, default=10, help="write the loss log every N steps")
+    parser.add_argument("--max-grad-norm", type=NON_NEGATIVE.parse, default=1.0, help="gradient-norm clipping (0: off)")
+    parser.add_argument(
+        "--max-length",
+        type=bounds["max_length"].parse,
+        default=None,
+        help="tokens kept per cell (default: model input)",
+    )
+    parser.add_argument("--save-every", type=bounds["save_every"].parse, default=500, help="checkpoint every N steps")
+    parser.add_argument("--keep-last", type=bounds["keep_last"].parse, default=2, help="checkpoints kept")
+    parser.add_argument(
+        "--log-every", type=bounds["log_every"].parse, default=10, help="write the loss log every N steps"
+    )
     parser.add_argument("--mixed-precision", default="auto", choices=["auto", "bf16", "fp16", "no"])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the pairs and dropout")
+    parser.add_argument("--seed", type=bounds["seed"].parse, default=0, help="seed of the split, the pairs and dropout")
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     parser.add_argument("--gene-key", default=None, help="var column with gene IDs or symbols (default: var index)")
     parser.add_argument("--species", choices=["human", "mouse"], default=None, help="default: detected from genes")
@@ -63,7 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift finetune``."""
-    adata = ad.read_h5ad(args.input)
     settings = FinetuneSettings(
         epochs=args.epochs,
         max_steps=args.max_steps,
@@ -80,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         seed=args.seed,
     )
+    check_finetune_dirs(args.model, args.out, settings, resume=args.resume, overwrite=args.overwrite)
+    degs = read_table(args.degs, "--degs", ["perturbation", "n_degs"]) if args.degs else None
+    adata = read_screen(args.input, args.layer)
     result = finetune_on_screen(
         args.model,
         adata,
@@ -92,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         min_cells=args.min_cells,
         exclude=args.exclude,
         layer=args.layer,
-        degs=pd.read_csv(args.degs) if args.degs else None,
+        degs=degs,
         gene_key=args.gene_key,
         species=args.species,
         resume=args.resume,

@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import anndata as ad
-
-from cellshift._io import check_writable, write_csv_atomic
-from cellshift.cli._common import comma_list
+from cellshift._io import check_model_dir, write_csv_atomic
+from cellshift.cli._common import check_outputs, comma_list, read_counts
 from cellshift.plotting.insilico import precision_recall_curves
 from cellshift.tasks.grn_inference import GRN_METHODS, GrnSettings, infer_grn
 
@@ -41,15 +39,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated: dorothea, trrust or CSV files with tf,target columns",
     )
     parser.add_argument("--confidence", default=DEFAULTS.confidence, help="DoRothEA levels kept (default ABC)")
-    parser.add_argument("--max-cells", type=int, default=DEFAULTS.max_cells, help="seeded subsample per input")
+    bounds = GrnSettings.BOUNDS
+    parser.add_argument(
+        "--max-cells", type=bounds["max_cells"].parse, default=DEFAULTS.max_cells, help="seeded subsample per input"
+    )
     parser.add_argument("--model-layer", type=int, default=DEFAULTS.model_layer, help="hidden layer (-1: last)")
-    parser.add_argument("--n-components", type=int, default=DEFAULTS.n_components, help="random/prior dimension")
-    parser.add_argument("--deletion-cells", type=int, default=DEFAULTS.deletion_cells, help="cells per input")
-    parser.add_argument("--max-tfs", type=int, default=None, help="deletion: at most this many TFs")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    parser.add_argument("--top-edges", type=int, default=DEFAULTS.top_edges, help="edges written per method")
+    parser.add_argument(
+        "--n-components",
+        type=bounds["n_components"].parse,
+        default=DEFAULTS.n_components,
+        help="random/prior dimension",
+    )
+    parser.add_argument(
+        "--deletion-cells",
+        type=bounds["deletion_cells"].parse,
+        default=DEFAULTS.deletion_cells,
+        help="cells per input",
+    )
+    parser.add_argument("--max-tfs", type=bounds["max_tfs"].parse, default=None, help="deletion: at most this many TFs")
+    parser.add_argument("--batch-size", type=bounds["batch_size"].parse, default=DEFAULTS.batch_size)
+    parser.add_argument(
+        "--top-edges", type=bounds["top_edges"].parse, default=DEFAULTS.top_edges, help="edges written per method"
+    )
+    parser.add_argument("--layer", default=None, help="layer with raw counts in the .h5ad inputs (default: X)")
     parser.add_argument("--device", default=None, help="default: a GPU when visible, else the CPU")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--seed", type=bounds["seed"].parse, default=DEFAULTS.seed)
     parser.add_argument("--out", required=True, help="folder for the tables and figure")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift grn``."""
     out = Path(args.out)
-    for name in [*OUTPUTS.values(), FIGURE]:
-        check_writable(out / name, args.overwrite)
+    check_outputs([out / name for name in [*OUTPUTS.values(), FIGURE]], args.overwrite)
+    check_model_dir(args.model, option="--model")
     settings = GrnSettings(
         methods=tuple(dict.fromkeys(args.methods)),
         references=tuple(dict.fromkeys(args.references)),
@@ -73,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         top_edges=args.top_edges,
         seed=args.seed,
     )
-    inputs = [path if Path(path).is_dir() else ad.read_h5ad(path) for path in args.inputs]
+    inputs = [path if Path(path).is_dir() else read_counts(path, args.layer) for path in args.inputs]
     result = infer_grn(inputs, args.model, settings=settings, device=args.device, progress=not args.quiet)
     for name, file in OUTPUTS.items():
         write_csv_atomic(getattr(result, name), out / file, args.overwrite)

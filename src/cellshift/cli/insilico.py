@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cellshift._io import check_writable, write_csv_atomic
-from cellshift.cli._common import comma_list, read_counts
+from cellshift._io import check_model_dir, write_csv_atomic
+from cellshift.cli._common import check_outputs, comma_list, read_counts
 from cellshift.plotting.insilico import top_shifts
 from cellshift.tasks.insilico import InsilicoSettings, insilico_perturb
 from cellshift.tasks.perturbation_ops import OPERATIONS
@@ -31,22 +31,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     genes.add_argument("--genes", type=comma_list, help="comma-separated symbols or Ensembl IDs")
     genes.add_argument("--all-expressed", action="store_true", help="every gene expressed in the chosen cells")
     parser.add_argument("--operation", choices=OPERATIONS, default=DEFAULTS.operation)
-    parser.add_argument("--shift", type=float, default=DEFAULTS.shift, help="inhibit/activate: quantile of ranks")
-    parser.add_argument("--combos", type=int, default=DEFAULTS.combos, help="perturb every combination of N genes")
+    bounds = InsilicoSettings.BOUNDS
+    parser.add_argument(
+        "--shift", type=bounds["shift"].parse, default=DEFAULTS.shift, help="inhibit/activate: quantile of ranks"
+    )
+    parser.add_argument(
+        "--combos", type=bounds["combos"].parse, default=DEFAULTS.combos, help="perturb every combination of N genes"
+    )
     parser.add_argument("--cells", default=None, help="obs_key=value: the cells to perturb (default: all)")
     parser.add_argument("--start-state", default=None, help="obs_key=value: perturb these cells")
     parser.add_argument("--goal-state", default=None, help="obs_key=value: measure the shift toward these cells")
     parser.add_argument("--alt-states", type=comma_list, default=[], help="comma-separated obs_key=value states")
-    parser.add_argument("--null", type=int, default=DEFAULTS.n_null, help="rank-matched null draws per cell")
-    parser.add_argument("--null-window", type=float, default=DEFAULTS.null_window, help="rank window of the null")
+    parser.add_argument(
+        "--null", type=bounds["n_null"].parse, default=DEFAULTS.n_null, help="rank-matched null draws per cell"
+    )
+    parser.add_argument(
+        "--null-window",
+        type=bounds["null_window"].parse,
+        default=DEFAULTS.null_window,
+        help="rank window of the null",
+    )
     parser.add_argument("--affected", action="store_true", help="also the shift of every other gene's embedding")
-    parser.add_argument("--max-cells", type=int, default=None, help="seeded subsample of the cells and of each state")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="sequences per forward pass")
-    parser.add_argument("--max-passes", type=int, default=DEFAULTS.max_passes, help="refuse runs encoding more")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULTS.chunk_size, help="genes per resumable chunk")
+    parser.add_argument(
+        "--max-cells",
+        type=bounds["max_cells"].parse,
+        default=None,
+        help="seeded subsample of the cells and of each state",
+    )
+    parser.add_argument(
+        "--batch-size", type=bounds["batch_size"].parse, default=DEFAULTS.batch_size, help="sequences per forward pass"
+    )
+    parser.add_argument(
+        "--max-passes", type=bounds["max_passes"].parse, default=DEFAULTS.max_passes, help="refuse runs encoding more"
+    )
+    parser.add_argument(
+        "--chunk-size", type=bounds["chunk_size"].parse, default=DEFAULTS.chunk_size, help="genes per resumable chunk"
+    )
     parser.add_argument("--layer", default=None, help="layer of the .h5ad with raw counts (default: X)")
     parser.add_argument("--device", default=None, help="default: a GPU when visible, else the CPU")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--seed", type=bounds["seed"].parse, default=DEFAULTS.seed)
     parser.add_argument("--out", required=True, help="folder for the tables and figure")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift insilico``."""
     out = Path(args.out)
-    for name in [*(f"{t}.csv" for t in TABLES), FIGURE]:
-        check_writable(out / name, args.overwrite)
+    check_outputs([out / name for name in [*(f"{t}.csv" for t in TABLES), FIGURE]], args.overwrite)
+    check_model_dir(args.model, option="--model")
     settings = InsilicoSettings(
         operation=args.operation,
         shift=args.shift,

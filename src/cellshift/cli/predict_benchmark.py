@@ -6,11 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-import anndata as ad
-
-from cellshift._io import check_writable, write_csv_atomic, write_text_atomic
+from cellshift._io import check_model_dir, write_csv_atomic, write_text_atomic
 from cellshift.analysis.response import DEFAULT_EMBEDDINGS, benchmark
-from cellshift.cli._common import comma_list
+from cellshift.analysis.response.protocol import OPTION_BOUNDS
+from cellshift.cli._common import check_outputs, comma_list, read_counts, read_h5ad, read_screen
 from cellshift.plotting.response import l2_boxplot, rank_plot
 
 OUTPUTS = {
@@ -31,10 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control", default=None, help="label of control cells, e.g. non-targeting")
     parser.add_argument("--deltas", default=None, help="perturbations x genes .h5ad of changes (obs index = gene)")
     parser.add_argument("--batch-key", default=None, help="obs column with the batch or gem group (cells only)")
-    parser.add_argument("--min-cells", type=int, default=20, help="perturbations with fewer cells are left out")
+    parser.add_argument(
+        "--min-cells",
+        type=OPTION_BOUNDS["min_cells"].parse,
+        default=20,
+        help="perturbations with fewer cells are left out",
+    )
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither predicted nor used as controls")
-    parser.add_argument("--clip", type=float, default=10.0, help="mask --deltas values with |x| >= clip (default 10)")
+    parser.add_argument(
+        "--clip",
+        type=OPTION_BOUNDS["clip"].parse,
+        default=10.0,
+        help="mask --deltas values with |x| >= clip (default 10)",
+    )
     parser.add_argument("--model", default=None, help="model checkpoint directory, for the model embedding")
     parser.add_argument("--model-cells", default=None, help="raw-count .h5ad the model embedding averages over")
     parser.add_argument("--model-layer", type=int, default=-1, help="hidden layer of the model embedding (-1: last)")
@@ -45,10 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="gene embeddings: pca,grn,family,random,model (default: all but model; model too with --model)",
     )
     parser.add_argument("--regressor", choices=["knn", "ridge", "lasso"], default="knn")
-    parser.add_argument("--splits", type=int, default=5, help="random splits of the perturbations")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-components", type=int, default=64, help="dimension of pca, grn, family, random")
-    parser.add_argument("--n-bootstrap", type=int, default=20, help="draws of the experimental error (0: skip)")
+    parser.add_argument(
+        "--splits", type=OPTION_BOUNDS["n_splits"].parse, default=5, help="random splits of the perturbations"
+    )
+    parser.add_argument("--seed", type=OPTION_BOUNDS["seed"].parse, default=0)
+    parser.add_argument(
+        "--n-components",
+        type=OPTION_BOUNDS["n_components"].parse,
+        default=64,
+        help="dimension of pca, grn, family, random",
+    )
+    parser.add_argument(
+        "--n-bootstrap",
+        type=OPTION_BOUNDS["n_bootstrap"].parse,
+        default=20,
+        help="draws of the experimental error (0: skip)",
+    )
     parser.add_argument("--out", required=True, help="folder for the tables and figures")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
@@ -62,11 +83,13 @@ def run(args: argparse.Namespace) -> int:
     embeddings = args.embeddings or [*DEFAULT_EMBEDDINGS, *(["model"] if args.model else [])]
     out = Path(args.out)
     paths = {name: out / file for name, file in OUTPUTS.items()}
-    for path in paths.values():
-        check_writable(path, args.overwrite)
+    check_outputs(paths.values(), args.overwrite)
+    if args.model:
+        check_model_dir(args.model, option="--model")
 
     cells = args.input is not None
-    adata = ad.read_h5ad(args.input if cells else args.deltas)
+    adata = read_screen(args.input, args.layer) if cells else read_h5ad(args.deltas)
+    model_cells = read_counts(args.model_cells, None) if args.model_cells else None
     result = benchmark(
         adata,
         perturbation_key=args.perturbation_key if cells else None,
@@ -78,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         clip=args.clip,
         embeddings=embeddings,
         model_dir=args.model,
-        model_cells=ad.read_h5ad(args.model_cells) if args.model_cells else None,
+        model_cells=model_cells,
         model_layer=args.model_layer,
         regressor=args.regressor,
         n_splits=args.splits,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cellshift._io import check_writable
 from cellshift.embed.gene_embeddings import family_gene_embedding, grn_gene_embedding
 from cellshift.plotting.training import plot_loss_curve
 from cellshift.training import PretrainSettings, pretrain
@@ -52,20 +53,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="prior gene vectors: NAME=PATH (genes x dim table) or built-in grn / family",
     )
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=16, help="cells per mini-batch per device")
-    parser.add_argument("--gradient-accumulation", type=int, default=1, help="mini-batches per optimizer step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
-    parser.add_argument("--warmup-steps", type=int, default=None, help="default: 5%% of all steps")
-    parser.add_argument("--weight-decay", type=float, default=1e-3)
-    parser.add_argument("--max-length", type=int, default=None, help="tokens kept per cell (default: model input)")
-    parser.add_argument("--heldout-fraction", type=float, default=0.05, help="cells kept out for evaluation")
-    parser.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
-    parser.add_argument("--keep-last", type=int, default=2, help="checkpoints kept")
+    bounds = PretrainSettings.BOUNDS
+    parser.add_argument("--epochs", type=bounds["epochs"].parse, default=1)
+    parser.add_argument(
+        "--max-steps", type=bounds["max_steps"].parse, default=None, help="stop after this many optimizer steps"
+    )
+    parser.add_argument(
+        "--batch-size", type=bounds["batch_size"].parse, default=16, help="cells per mini-batch per device"
+    )
+    parser.add_argument(
+        "--gradient-accumulation",
+        type=bounds["gradient_accumulation"].parse,
+        default=1,
+        help="mini-batches per optimizer step",
+    )
+    parser.add_argument("--lr", type=bounds["learning_rate"].parse, default=1e-3, help="peak learning rate (AdamW)")
+    parser.add_argument(
+        "--warmup-steps", type=bounds["warmup_steps"].parse, default=None, help="default: 5%% of all steps"
+    )
+    parser.add_argument("--weight-decay", type=bounds["weight_decay"].parse, default=1e-3)
+    parser.add_argument(
+        "--max-length",
+        type=bounds["max_length"].parse,
+        default=None,
+        help="tokens kept per cell (default: model input)",
+    )
+    parser.add_argument(
+        "--heldout-fraction",
+        type=bounds["heldout_fraction"].parse,
+        default=0.05,
+        help="cells kept out for evaluation",
+    )
+    parser.add_argument("--save-every", type=bounds["save_every"].parse, default=500, help="checkpoint every N steps")
+    parser.add_argument("--keep-last", type=bounds["keep_last"].parse, default=2, help="checkpoints kept")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--mixed-precision", default="auto", choices=["auto", "bf16", "fp16", "no"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=bounds["seed"].parse, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
     parser.add_argument("--quiet", action="store_true")
@@ -73,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift pretrain``."""
+    check_writable(Path(args.out) / "training", overwrite=True)
+    priors = _read_priors(args.priors)
     settings = PretrainSettings(
         preset=args.preset,
         use_values=args.values,
@@ -96,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         args.corpora,
         args.out,
         settings,
-        priors=_read_priors(args.priors),
+        priors=priors,
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import anndata as ad
-import pandas as pd
-
-from cellshift._io import check_writable, write_csv_atomic
+from cellshift._io import write_csv_atomic
+from cellshift._validate import GROUP_CELLS, NON_NEGATIVE_INT, NULL_DRAWS, OPEN_FRACTION
 from cellshift.analysis import score_cells, score_perturbation_pairs, score_perturbations
 from cellshift.analysis.cell_scores import per_cell_table
-from cellshift.cli._common import add_screen_options, comma_list
+from cellshift.analysis.screen_input import scored_rows
+from cellshift.cli._common import add_screen_options, check_outputs, comma_list, read_screen, read_table
 from cellshift.embed.registry import BASELINES, EmbedOptions, add_cell_embedding
 
 
@@ -21,15 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--embedding", required=True, help="pca, hvg, scvi-linear, scvi-5l (computed from counts) or an obsm key"
     )
     parser.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
-    parser.add_argument("--n-null", type=int, default=1000, help="control draws per null")
-    parser.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
+    parser.add_argument("--n-null", type=NULL_DRAWS.parse, default=1000, help="control draws per null")
+    parser.add_argument(
+        "--null-size", type=GROUP_CELLS.parse, default=None, help="fixed null group size (default: each group's)"
+    )
     parser.add_argument(
         "--reference",
         choices=["all", "matched"],
         default="all",
         help="all control cells (default) or the paper's single size-matched sample",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT.parse, default=0)
     parser.add_argument("--degs", default=None, help="degs.csv from `cellshift degs`, to add n_degs and knockdown")
     parser.add_argument("--nulls", default=None, help="also write every null draw (metric, null_size, value) here")
     parser.add_argument(
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also score every perturbed cell against held-out controls and write the cells here (CSV); "
         "adds n_responders and fraction_responders to the scores",
     )
-    parser.add_argument("--fdr", type=float, default=0.05, help="FDR of the per-cell responder call")
+    parser.add_argument("--fdr", type=OPEN_FRACTION.parse, default=0.05, help="FDR of the per-cell responder call")
     parser.add_argument(
         "--batch-key", default=None, help="obs column of batches: compare within batches (E-distances only)"
     )
@@ -53,10 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift score``."""
-    for extra in (args.nulls, args.pairs, args.per_cell):
-        if extra:
-            check_writable(extra, args.overwrite)
-    adata = ad.read_h5ad(args.input)
+    check_outputs([path for path in (args.out, args.nulls, args.pairs, args.per_cell) if path], args.overwrite)
+    known = read_table(args.degs, "--degs", ["perturbation", "n_degs", "knockdown"]) if args.degs else None
+    adata = read_screen(args.input, args.layer, counts=args.embedding in BASELINES)
     if args.embedding in BASELINES:
         key = add_cell_embedding(adata, args.embedding, EmbedOptions(layer=args.layer, seed=args.seed))
     else:
@@ -79,11 +79,14 @@ def run(args: argparse.Namespace) -> int:
         score_cells(adata, **common, fdr=args.fdr)
         summary = adata.uns["perturbation_response"]["summary"]
         scores = scores.merge(summary.drop(columns=["n_cells"]), on="perturbation", how="left")
-    if args.degs:
-        known = pd.read_csv(args.degs)[["perturbation", "n_degs", "knockdown"]]
-        scores = scores.merge(known, on="perturbation", how="left")
+    if known is not None:
+        scores = scores.merge(known[["perturbation", "n_degs", "knockdown"]], on="perturbation", how="left")
     write_csv_atomic(scores, args.out, args.overwrite)
-    print(f"scored {len(scores)} perturbations on {key} with {', '.join(args.metrics)}: {args.out}")
+    n_scored = len(scored_rows(scores))
+    print(
+        f"scored {n_scored} perturbations ({len(scores) - n_scored} with too few cells, listed unscored) on {key} "
+        f"with {', '.join(args.metrics)}: {args.out}"
+    )
     if args.nulls:
         write_csv_atomic(nulls, args.nulls, args.overwrite)
         print(f"null draws: {args.nulls}")

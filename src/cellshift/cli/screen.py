@@ -7,16 +7,13 @@ DEGs, split, fine-tuning, embeddings, distances, enrichment, figures and the rep
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-import anndata as ad
-
-from cellshift.cli._common import comma_list
-from cellshift.pipelines.screen import pick_cells, run_screen
+from cellshift._io import check_model_dir
+from cellshift._validate import OPEN_FRACTION, POSITIVE_INT
+from cellshift.cli._common import comma_list, positive_int_list, read_screen
+from cellshift.pipelines.screen import check_screen_dir, pick_cells, run_screen
 from cellshift.pipelines.screen_run import ScreenSettings
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    return tuple(int(item) for item in comma_list(text))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,24 +33,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--embeddings", type=comma_list, default=[], help="obsm keys of embeddings made elsewhere, scored as they are"
     )
     parser.add_argument("--metrics", type=comma_list, default=["edistance", "cosine_edistance", "wasserstein"])
-    parser.add_argument("--n-null", type=int, default=200, help="control draws per null")
-    parser.add_argument("--null-size", type=int, default=None, help="fixed null group size (default: each group's)")
-    parser.add_argument("--min-cells", type=int, default=20, help="groups with fewer cells are reported, not scored")
-    parser.add_argument("--min-degs", type=int, default=20, help="DEGs a perturbation needs for fine-tuning")
+    bounds = ScreenSettings.BOUNDS
+    parser.add_argument("--n-null", type=bounds["n_null"].parse, default=200, help="control draws per null")
+    parser.add_argument(
+        "--null-size",
+        type=bounds["null_size"].parse,
+        default=None,
+        help="fixed null group size (default: each group's)",
+    )
+    parser.add_argument(
+        "--min-cells",
+        type=bounds["min_cells"].parse,
+        default=20,
+        help="groups with fewer cells are reported, not scored",
+    )
+    parser.add_argument(
+        "--min-degs", type=bounds["min_degs"].parse, default=20, help="DEGs a perturbation needs for fine-tuning"
+    )
     parser.add_argument("--exclude", type=comma_list, default=[], help="labels neither scored nor used as controls")
     parser.add_argument("--gene-sets", type=comma_list, default=["essential", "cell_cycle"], help="names or files")
-    parser.add_argument("--top", type=_int_list, default=(3, 5, 10), help="top-n values of the enrichment test")
-    parser.add_argument("--permutations", type=int, default=10_000)
-    parser.add_argument("--finetune-steps", type=int, default=200, help="contrastive fine-tuning steps (0: none)")
+    parser.add_argument("--top", type=positive_int_list, default=(3, 5, 10), help="top-n values of the enrichment test")
+    parser.add_argument("--permutations", type=bounds["permutations"].parse, default=10_000)
+    parser.add_argument(
+        "--finetune-steps",
+        type=bounds["finetune_steps"].parse,
+        default=200,
+        help="contrastive fine-tuning steps (0: none)",
+    )
     parser.add_argument(
         "--finetune-lr",
-        type=float,
+        type=bounds["finetune_lr"].parse,
         default=1e-5,
         help="AdamW learning rate (Zhao et al.: 1e-5; small models in short runs: 1e-4)",
     )
     parser.add_argument("--umap", type=comma_list, default=[], help="perturbations shown in the UMAP figure")
     parser.add_argument(
-        "--max-cells-per-group", type=int, default=None, help="subsample perturbed groups (controls kept whole)"
+        "--max-cells-per-group",
+        type=POSITIVE_INT.parse,
+        default=None,
+        help="subsample perturbed groups (controls kept whole)",
     )
     parser.add_argument(
         "--response", action="store_true", help="also benchmark response prediction of unseen knock-downs"
@@ -61,17 +79,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-per-cell", dest="per_cell", action="store_false", help="skip per-cell scores and responder calls"
     )
-    parser.add_argument("--fdr", type=float, default=0.05, help="FDR of the per-cell responder call")
+    parser.add_argument("--fdr", type=OPEN_FRACTION.parse, default=0.05, help="FDR of the per-cell responder call")
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     parser.add_argument("--batch-key", default=None, help="obs column of batches: distances within batches")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=bounds["seed"].parse, default=0)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift screen``."""
-    adata = ad.read_h5ad(args.input)
+    check_screen_dir(Path(args.out), args.overwrite, [args.model, args.finetuned])
+    for option, model in (("--model", args.model), ("--finetuned", args.finetuned)):
+        if model is not None:
+            check_model_dir(model, option=option)
+    adata = read_screen(args.input, args.layer)
     if args.max_cells_per_group:
         adata = pick_cells(
             adata, args.perturbation_key, max_per_group=args.max_cells_per_group, seed=args.seed, always=[args.control]
@@ -88,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         null_size=args.null_size,
         min_degs=args.min_degs,
         gene_sets=tuple(args.gene_sets),
-        top=args.top,
+        top=tuple(args.top),
         permutations=args.permutations,
         finetune_steps=args.finetune_steps,
         finetune_lr=args.finetune_lr,

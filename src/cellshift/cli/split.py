@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-import anndata as ad
-import pandas as pd
-
 from cellshift._io import check_writable
+from cellshift._validate import FRACTION, NON_NEGATIVE_INT
 from cellshift.analysis import split_perturbations
-from cellshift.cli._common import comma_list
+from cellshift.cli._common import comma_list, read_h5ad, read_table
 
 
 def _shares(text: str) -> tuple[float, float, float]:
@@ -29,8 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="the screen .h5ad (only obs is read)")
     parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
     parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
-    parser.add_argument("--min-degs", type=int, default=20, help="DEGs needed to train or test on a perturbation")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of those held out for testing")
+    parser.add_argument(
+        "--min-degs", type=NON_NEGATIVE_INT.parse, default=20, help="DEGs needed to train or test on a perturbation"
+    )
+    parser.add_argument("--test-fraction", type=FRACTION.parse, default=0.2, help="share of those held out for testing")
     parser.add_argument(
         "--control-fractions",
         type=_shares,
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train,validation,test shares of controls (default 0.8,0.1,0.1)",
     )
     parser.add_argument("--exclude", type=comma_list, default=[], help="labels never used as controls")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT.parse, default=0)
     parser.add_argument("--out", required=True, help="JSON to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
@@ -46,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift split``."""
     check_writable(args.out, args.overwrite)
+    degs = read_table(args.degs, "DEGS", ["perturbation", "n_degs"])
     result = split_perturbations(
-        ad.read_h5ad(args.input, backed="r"),
-        degs=pd.read_csv(args.degs),
+        read_h5ad(args.input, backed=True),
+        degs=degs,
         perturbation_key=args.perturbation_key,
         control=args.control,
         min_degs=args.min_degs,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cellshift._validate import POSITIVE_INT
 from cellshift.cli._common import add_input_options, add_parallel_options, comma_list
 from cellshift.data.vocabulary import VOCABULARIES
 from cellshift.tokenize import tokenize
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="ortholog (Geneformer) or joint (mouse genes keep mouse tokens); default: the gene table's",
     )
-    parser.add_argument("--max-length", type=int, default=2048, help="tokens per cell, special tokens included")
+    parser.add_argument(
+        "--max-length", type=POSITIVE_INT.parse, default=2048, help="tokens per cell, special tokens included"
+    )
     parser.add_argument("--special-tokens", action="store_true", help="add <cls> and <eos>")
     parser.add_argument("--obs-keys", type=comma_list, default=[], help="obs columns to keep, comma-separated")
     parser.add_argument(

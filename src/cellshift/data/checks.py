@@ -25,7 +25,7 @@ def check_raw_counts(values: np.ndarray, *, where: str, layers: list[str] | None
     hint = _layer_hint(layers)
     if not np.isfinite(values).all():
         n_bad = int((~np.isfinite(values)).sum())
-        raise ValueError(f"{where} holds {n_bad} NaN or infinite values; tokenising needs raw counts. {hint}")
+        raise ValueError(f"{where} holds {n_bad} NaN or infinite values, so it is not raw counts. {hint}")
     minimum = float(values.min())
     if minimum < 0:
         raise ValueError(

@@ -101,7 +101,8 @@ def detect_species(genes: Iterable[str]) -> str:
     if n_mouse == 0 and n_human == 0:
         raise ValueError(
             f"cannot tell the species of these genes (e.g. {genes[:3]}): none is a known human or "
-            "mouse symbol or Ensembl ID; pass species='human' or 'mouse' explicitly"
+            "mouse symbol or Ensembl ID; name the genes by human or mouse symbols or Ensembl IDs "
+            "(or give the species, where the step takes one)"
         )
     return "mouse" if n_mouse > n_human else "human"
 

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from cellshift.data.checks import check_raw_counts
+
 
 class CountReader:
     """Row-chunk access to counts in ``X`` or a layer of an AnnData (in memory, backed or a path).
@@ -43,9 +45,17 @@ class CountReader:
             self.path = Path(source)
             if not self.path.exists():
                 raise FileNotFoundError(f"input file {self.path} does not exist")
-            self._file = h5py.File(self.path, "r")
-            self.obs = ad.io.read_elem(self._file["obs"])
-            self.var = ad.io.read_elem(self._file["var"])
+            try:
+                self._file = h5py.File(self.path, "r")
+                self.obs = ad.io.read_elem(self._file["obs"])
+                self.var = ad.io.read_elem(self._file["var"])
+            except (OSError, KeyError) as error:
+                if self._file is not None:
+                    self._file.close()
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ValueError(
+                    f"cannot read {self.path} as .h5ad (is it a complete AnnData file?): {reason}"
+                ) from None
             self.layers = list(self._file["layers"].keys()) if "layers" in self._file else []
         if layer is not None and layer not in self.layers:
             raise KeyError(f"layer {layer!r} not found in {self.name}; available layers: {self.layers or 'none'}")
@@ -87,6 +97,16 @@ class CountReader:
         block = block.astype(np.float64, copy=False)
         block.eliminate_zeros()
         return block
+
+    def check_first_rows(self, n_rows: int) -> None:
+        """Refuse an input whose first ``n_rows`` cells are not raw counts, before any long work.
+
+        The steps that read the input check each block again as they read it, so a problem
+        further in is refused too; this check makes the common case (a whole ``X`` normalised)
+        fail at once.
+        """
+        where = f"X of {self.name}" if self.layer is None else f"layer {self.layer!r} of {self.name}"
+        check_raw_counts(self.read_rows(0, min(n_rows, self.n_obs)).data, where=where, layers=self.layers)
 
     def chunks(self, chunk_size: int) -> Iterator[tuple[int, int]]:
         """``(start, stop)`` row ranges covering all cells, ``chunk_size`` at a time."""

@@ -22,9 +22,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 import anndata as ad
 
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, Bounds, check_options
 from cellshift.embed.baselines import embed_hvg, embed_pca
 from cellshift.embed.model_cells import embed_model
 from cellshift.embed.scvi import embed_scvi
@@ -57,6 +59,11 @@ class EmbedOptions:
     accelerator: str = "auto"
     model: str | os.PathLike | None = None
     progress: bool = True
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"seed": NON_NEGATIVE_INT, "max_epochs": POSITIVE_INT}
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass(frozen=True)

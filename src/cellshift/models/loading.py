@@ -6,10 +6,10 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from transformers.utils import logging as transformers_logging
 
+from cellshift._io import check_model_dir
 from cellshift.models.modeling import GENE_TABLE_FILE, CellshiftForMaskedGeneModeling, CellshiftModel
 
 
@@ -20,7 +20,7 @@ def load_encoder(model_dir: str | os.PathLike) -> CellshiftModel:
     names that architecture): it is loaded whole and its encoder kept, so every weight is accounted
     for; a fine-tuned directory holds the encoder alone.
     """
-    model_dir = Path(model_dir)
+    model_dir = check_model_dir(model_dir)
     architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
     with _quiet_loading():
         if CellshiftForMaskedGeneModeling.__name__ in architectures:

@@ -14,6 +14,7 @@ from cellshift.analysis.split import PerturbationSplit
 from cellshift.pipelines.split import degs_and_split
 from cellshift.plotting.training import plot_loss_curve
 from cellshift.training import FinetuneResult, FinetuneSettings, finetune
+from cellshift.training.contrastive import check_finetune_dirs
 
 
 @dataclass
@@ -101,6 +102,7 @@ def finetune_on_screen(
         (with ``training/loss.csv``, ``training/split.json``, checkpoints) and ``training/loss.png``.
     """
     settings = settings or FinetuneSettings()
+    check_finetune_dirs(model, out, settings, resume=resume, overwrite=overwrite)
     chosen = degs_and_split(
         adata,
         perturbation_key=perturbation_key,

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from cellshift.analysis.calibration import standardised_nulls
 from cellshift.analysis.findings import screen_findings
 from cellshift.analysis.scoring import EDISTANCE_METRICS
+from cellshift.analysis.screen_input import scored_rows
 from cellshift.analysis.summary import ranked_table, split_overview, split_table
 from cellshift.pipelines.screen_run import ScreenRun
 from cellshift.plotting import (
@@ -74,8 +75,9 @@ def draw_figures(run: ScreenRun, adata: ad.AnnData) -> None:
     """
     s, folder = run.settings, run.out / "figures"
     metric = s.metrics[0]
+    scores = {name: scored_rows(table) for name, table in run.scores.items()}
     run.figures["Normalised distances per embedding"] = distance_distributions(
-        run.scores, metric=metric, degs=run.degs, path=folder / "distances.png", overwrite=True
+        scores, metric=metric, degs=run.degs, path=folder / "distances.png", overwrite=True
     )
     pair_metric = next((m for m in s.metrics if m in EDISTANCE_METRICS), None)
     if run.pairs and pair_metric:
@@ -86,7 +88,7 @@ def draw_figures(run: ScreenRun, adata: ad.AnnData) -> None:
         run.figures["Contrastive fine-tuning"] = _finetune_loss(run.finetuned_model, folder / "finetune_loss.png")
     run.figures["Control null (z-scores of random control groups, pooled over sizes)"] = control_null(
         {name: standardised_nulls(null, metric) for name, null in run.nulls.items()},
-        run.scores,
+        scores,
         metric=f"{metric}_z",
         path=folder / "control_null.png",
         overwrite=True,
@@ -102,7 +104,7 @@ def draw_figures(run: ScreenRun, adata: ad.AnnData) -> None:
             path=folder / "responders.png",
             overwrite=True,
         )
-    shown = list(s.umap_perturbations) or _umap_choice(run.scores, run.degs, metric)
+    shown = list(s.umap_perturbations) or _umap_choice(scores, run.degs, metric)
     if shown:
         run.figures["UMAP of perturbed vs control cells"] = umap_compare_embeddings(
             adata,
@@ -141,9 +143,11 @@ def write_report(run: ScreenRun, n_cells: int, notes: dict[str, str]) -> None:
     s = run.settings
     metric = s.metrics[0]
     ranking_model = run.ranking_model
+    first = next(iter(run.scores.values()))
     summary = {
         "cells": n_cells,
-        "perturbations scored": len(next(iter(run.scores.values()))),
+        "perturbations scored": len(scored_rows(first)),
+        f"perturbations not scored (< {s.min_cells} cells)": len(first) - len(scored_rows(first)),
         "perturbations with 0 DEGs": int((run.degs["n_degs"] == 0).sum()),
         "embeddings": ", ".join(run.embeddings),
         "seconds": round(sum(run.seconds.values()), 1),

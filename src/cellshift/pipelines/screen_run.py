@@ -7,10 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cellshift._validate import (
+    GROUP_CELLS,
+    NON_NEGATIVE_INT,
+    NULL_DRAWS,
+    OPEN_FRACTION,
+    POSITIVE,
+    POSITIVE_INT,
+    Bounds,
+    check_options,
+)
 from cellshift.analysis.split import PerturbationSplit
 
 
@@ -78,6 +89,22 @@ class ScreenSettings:
     per_cell: bool = True
     fdr: float = 0.05
     response: bool = False
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "min_cells": GROUP_CELLS,
+        "n_null": NULL_DRAWS,
+        "null_size": GROUP_CELLS,
+        "min_degs": NON_NEGATIVE_INT,
+        "permutations": POSITIVE_INT,
+        "finetune_steps": NON_NEGATIVE_INT,
+        "finetune_lr": POSITIVE,
+        "finetune_batch_size": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT,
+        "fdr": OPEN_FRACTION,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

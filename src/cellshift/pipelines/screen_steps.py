@@ -10,7 +10,7 @@ import anndata as ad
 import pandas as pd
 
 from cellshift._io import write_csv_atomic
-from cellshift.analysis.cell_scores import per_cell_table, score_cells
+from cellshift.analysis.cell_scores import DEFAULT_FOLDS, MIN_CONTROLS_PER_FOLD, per_cell_table, score_cells
 from cellshift.analysis.enrichment import load_gene_set, zero_deg_enrichment
 from cellshift.analysis.pair_scoring import score_perturbation_pairs
 from cellshift.analysis.responders import responder_knockdown
@@ -142,7 +142,7 @@ def _score_to_control(run: ScreenRun, adata: ad.AnnData, name: str, key: str) ->
         return_nulls=True,
     )
     table = table.merge(run.degs[["perturbation", "n_degs", "knockdown"]], on="perturbation", how="left")
-    if s.per_cell:
+    if s.per_cell and _enough_controls_per_fold(run, adata):
         table = table.merge(_score_cells(run, adata, name, key), on="perturbation", how="left")
     write_csv_atomic(table, run.out / "scores" / f"{name}.csv", overwrite=True)
     write_csv_atomic(nulls, run.out / "scores" / f"{name}.nulls.csv", overwrite=True)
@@ -167,6 +167,18 @@ def _score_cells(run: ScreenRun, adata: ad.AnnData, name: str, key: str) -> pd.D
     write_csv_atomic(run.cells[name], run.out / "scores" / f"{name}.cells.csv", overwrite=True)
     summary = adata.uns[f"{name}_cells_response"]["summary"]
     return summary[["perturbation", "n_responders", "fraction_responders", "responding_fraction_storey"]]
+
+
+def _enough_controls_per_fold(run: ScreenRun, adata: ad.AnnData) -> bool:
+    """Whether the controls fill every fold of the per-cell scores; warn (once per embedding) when not."""
+    s = run.settings
+    n_control = int((adata.obs[s.perturbation_key].astype(str) == s.control).sum())
+    needed = MIN_CONTROLS_PER_FOLD * DEFAULT_FOLDS
+    if n_control < needed:
+        warnings.warn(
+            f"per-cell scores skipped: they need {needed} control cells and the screen has {n_control}", stacklevel=4
+        )
+    return n_control >= needed
 
 
 def check_responders(run: ScreenRun, adata: ad.AnnData) -> None:

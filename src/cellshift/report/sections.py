@@ -134,7 +134,8 @@ def screen_sections(
                 "from a fitted tail ('tail fit') where z lies beyond all but a few draws; fdr is Benjamini-Hochberg. "
                 "knockdown is the target gene's mean normalised expression in the perturbed cells over that in the "
                 "controls (1 = unchanged, 0.2 = 80% knocked down); it is empty when the target gene is not among "
-                "the measured genes or not expressed in the controls."
+                "the measured genes or not expressed in the controls. Perturbations with too few cells to score "
+                "are listed last, without a rank; their status says why."
             ),
             table=ranking,
         )

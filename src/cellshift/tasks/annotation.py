@@ -21,12 +21,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cellshift._validate import FOLDS, NON_NEGATIVE_INT, OPEN_FRACTION, Bounds, check_options
 from cellshift.data import check_raw_counts
 from cellshift.tasks.annotation_metrics import confusion_counts, per_class_scores, score_predictions
 from cellshift.tasks.cell_classifier import CellClassifier
@@ -81,6 +83,15 @@ class AnnotationSettings:
     n_folds: int | None = None
     seed: int = 0
     key_added: str = "cellshift_annotation"
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "test_fraction": OPEN_FRACTION,
+        "n_folds": FOLDS,
+        "seed": NON_NEGATIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
 
 
 def annotate(

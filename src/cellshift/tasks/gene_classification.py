@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cellshift._validate import FOLDS, NON_NEGATIVE_INT, POSITIVE_INT, check_options
 from cellshift.embed.gene_embeddings import GENE_EMBEDDINGS, gene_embedding
 from cellshift.tasks.gene_cross_validation import FoldPredictor, cross_validate, cross_validate_genes, linear_probe
 from cellshift.tasks.gene_finetuning import FINETUNED, finetuning_predictor, finetuning_settings, genes_in_cells
@@ -127,6 +128,9 @@ def classify_genes(
         Per-fold scores, the summary per method and the out-of-fold predictions.
     """
     _check_request(methods, cells, model_dir, n_folds, finetune)
+    check_options(
+        {"n_components": n_components, "seed": seed}, {"n_components": POSITIVE_INT, "seed": NON_NEGATIVE_INT}
+    )
     if not isinstance(labels, GeneLabels):
         labels = gene_labels(labels, positive=positive)
     model_dir = None if model_dir is None else str(model_dir)
@@ -264,8 +268,7 @@ def _check_request(
         raise ValueError("the pca and model gene embeddings need raw-count cells (cells=, --cells)")
     if model_dir is None and "model" in methods:
         raise ValueError("the model gene embedding needs a model checkpoint directory (model_dir=, --model)")
-    if n_folds < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds, got {n_folds}")
+    FOLDS.check(n_folds, "n_folds")
 
 
 def _check_coverage(method: str, is_positive: np.ndarray, n_folds: int) -> None:

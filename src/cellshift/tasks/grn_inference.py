@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import anndata as ad
 import numpy as np
@@ -30,6 +31,7 @@ import torch
 from scipy import sparse
 from tqdm.auto import tqdm
 
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, Bounds, check_options
 from cellshift.datasets import gene_set
 from cellshift.embed._inference import load_encoder
 from cellshift.embed.gene_embeddings import family_gene_embedding, grn_gene_embedding, random_gene_embedding
@@ -61,6 +63,19 @@ class GrnSettings:
     batch_size: int = 64
     top_edges: int | None = 100_000
     seed: int = 0
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "max_cells": POSITIVE_INT,
+        "n_components": POSITIVE_INT,
+        "deletion_cells": POSITIVE_INT,
+        "max_tfs": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "top_edges": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import ClassVar
 
 import anndata as ad
 import numpy as np
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, Bounds, check_options
 from cellshift.embed._inference import load_encoder
 from cellshift.models import CellshiftModel
 from cellshift.tasks.cell_tokens import CellSource, load_cells, parse_state, resolve_genes, select_cells, token_symbols
@@ -52,6 +54,21 @@ class InsilicoSettings:
     cell_layer: int = -2
     gene_layer: int = -1
     seed: int = 0
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "shift": PROBABILITY,
+        "combos": POSITIVE_INT,
+        "n_null": POSITIVE_INT,
+        "null_window": PROBABILITY,
+        "max_cells": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "max_passes": POSITIVE_INT,
+        "chunk_size": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

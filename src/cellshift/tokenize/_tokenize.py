@@ -138,6 +138,8 @@ def tokenize(
 
     readers = [CountReader(source, layer=layer) for source in sources]
     try:
+        for reader in readers:
+            reader.check_first_rows(chunk_size)
         jobs = [
             _prepare_input(reader, i, table, obs_keys, gene_key, species, species_key)
             for i, reader in enumerate(readers)

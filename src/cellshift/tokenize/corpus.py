@@ -12,7 +12,8 @@ Columns: ``cell_id`` (obs name), ``source`` (input index), ``input_ids`` (int32 
 ``length``, ``species`` (each cell's) and any requested obs keys. Each shard is written by one task (in
 parallel, possibly on other machines) in record batches of bounded size. The directory is
 written under a temporary name and renamed when complete, so a crashed run never leaves a half
-corpus under the final name.
+corpus under the final name; the temporary folders of killed runs are removed by the next run
+into the same folder.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 from datasets import Dataset, concatenate_datasets
 
+from cellshift._io import check_writable, partial_dir, swap_into_place
 from cellshift.data.gene_table import GeneTable
 from cellshift.tokenize.arrow import ShardWriter
 
@@ -124,15 +126,8 @@ class CorpusWriter:
     """Owns a corpus directory while it is written: shards go to a temporary directory, renamed when done."""
 
     def __init__(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
-        self.out_dir = Path(out_dir).absolute()
-        if self.out_dir.exists() and not overwrite:
-            raise FileExistsError(
-                f"{self.out_dir} already exists; choose another --out or pass overwrite=True (--overwrite)"
-            )
-        self.work_dir = self.out_dir.with_name(f".{self.out_dir.name}.partial-{os.getpid()}")
-        if self.work_dir.exists():
-            shutil.rmtree(self.work_dir)
-        self.work_dir.mkdir(parents=True)
+        self.out_dir = check_writable(Path(out_dir).absolute(), overwrite)
+        self.work_dir = partial_dir(self.out_dir)
 
     def finish(self, metadata: dict, table: GeneTable, shards: list[dict], schema: pa.Schema) -> Corpus:
         """Write metadata and the gene table, then move the corpus to its final name.
@@ -146,13 +141,7 @@ class CorpusWriter:
         table.save(self.work_dir / GENE_TABLE_FILE)
         metadata = {**metadata, "format_version": FORMAT_VERSION, "shards": shards, "columns": schema.names}
         (self.work_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        if self.out_dir.exists():
-            old = self.out_dir.with_name(f".{self.out_dir.name}.old-{os.getpid()}")
-            os.replace(self.out_dir, old)
-            os.replace(self.work_dir, self.out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(self.work_dir, self.out_dir)
+        swap_into_place(self.work_dir, self.out_dir)
         return Corpus(self.out_dir, metadata)
 
     def abort(self) -> None:

@@ -98,6 +98,8 @@ def compute_gene_medians(
     sources = [inputs] if isinstance(inputs, (str, os.PathLike, ad.AnnData)) else list(inputs)
     readers = [CountReader(source, layer=layer) for source in sources]
     try:
+        for reader in readers:
+            reader.check_first_rows(chunk_size)
         plans = [
             plan_input(
                 r.gene_names(gene_key),

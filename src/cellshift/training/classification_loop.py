@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from accelerate import Accelerator
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
+from cellshift._validate import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Bounds, check_options
 from cellshift.models.classification import CellshiftClassifier, logits_in_batches
 from cellshift.models.modeling import IGNORE_INDEX
 from cellshift.training.classification_data import LabelledCells, ShuffledBatches
@@ -103,6 +105,27 @@ class ClassifierSettings:
     mixed_precision: str = "auto"
     seed: int = 0
 
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "epochs": POSITIVE_INT,
+        "max_steps": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "learning_rate": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "freeze_layers": NON_NEGATIVE_INT,
+        "max_grad_norm": POSITIVE,
+        "validation_fraction": FRACTION,
+        "eval_every": POSITIVE_INT,
+        "patience": POSITIVE_INT,
+        "max_length": POSITIVE_INT,
+        "save_every": POSITIVE_INT,
+        "keep_last": POSITIVE_INT,
+        "log_every": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
+
 
 @dataclass
 class ClassifierResult:
@@ -157,7 +180,7 @@ def train_classifier(
     batches = ShuffledBatches(data.train_rows, settings.batch_size, settings.seed)
     if batches.smallest_batch < accelerator.num_processes:
         raise ValueError(f"batches of {batches.smallest_batch} cells cannot be shared by {accelerator.num_processes}")
-    total_steps = settings.max_steps or settings.epochs * len(batches)
+    total_steps = settings.max_steps if settings.max_steps is not None else settings.epochs * len(batches)
     show = progress and accelerator.is_main_process
     bar = tqdm(total=total_steps, initial=position.step, desc="fine-tuning a classifier", disable=not show)
     started, losses = time.perf_counter(), []

@@ -31,6 +31,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import anndata as ad
 import numpy as np
@@ -38,6 +39,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from cellshift._validate import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Bounds, check_options
 from cellshift.models import CellshiftModel
 from cellshift.models.inputs import ModelCells, encode_cells
 from cellshift.models.loading import load_encoder
@@ -48,6 +50,7 @@ from cellshift.training.loop import (
     LossLog,
     Position,
     check_model_directories,
+    check_run_dir,
     is_due,
     mixed_precision,
     optimizer_steps,
@@ -137,6 +140,26 @@ class FinetuneSettings:
     validation_pairs: int = 256
     seed: int = 0
 
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "epochs": POSITIVE_INT,
+        "max_steps": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "learning_rate": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "margin": POSITIVE,
+        "max_grad_norm": POSITIVE,
+        "max_length": POSITIVE_INT,
+        "save_every": POSITIVE_INT,
+        "keep_last": POSITIVE_INT,
+        "log_every": POSITIVE_INT,
+        "validation_fraction": FRACTION,
+        "validation_pairs": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
+
 
 @dataclass
 class FinetuneResult:
@@ -157,6 +180,19 @@ class BatchLoss:
     loss: float
     similar: bool
     distance: float
+
+
+def check_finetune_dirs(
+    model: str | os.PathLike, out: str | os.PathLike, settings: FinetuneSettings, *, resume: bool, overwrite: bool
+) -> None:
+    """Refuse, before any work, a model that is not a saved model or an ``out`` that cannot take this run."""
+    check_model_directories(Path(model), Path(out))
+    check_run_dir(Path(out), run_settings(Path(model), settings), resume=resume, overwrite=overwrite)
+
+
+def run_settings(model_dir: Path, settings: FinetuneSettings) -> dict:
+    """The settings a fine-tuning run records (``training/settings.json``): the model and the settings."""
+    return {"model": str(model_dir.resolve()), **asdict(settings)}
 
 
 def finetune(
@@ -223,7 +259,7 @@ def finetune(
     """
     settings = settings or FinetuneSettings()
     model_dir, out = Path(model), Path(out)
-    check_model_directories(model_dir, out)
+    check_finetune_dirs(model_dir, out, settings, resume=resume, overwrite=overwrite)
     training_dir = out / TRAINING_DIR
     chosen = choose_cells(
         adata,
@@ -236,8 +272,7 @@ def finetune(
     )
     accelerator = Accelerator(mixed_precision=mixed_precision(settings.mixed_precision))
     if accelerator.is_main_process:
-        run_settings = {"model": str(model_dir.resolve()), **asdict(settings)}
-        prepare_run_dir(out, run_settings, resume=resume, overwrite=overwrite)
+        prepare_run_dir(out, run_settings(model_dir, settings), resume=resume, overwrite=overwrite)
         record_cells(training_dir, chosen.record(adata, perturbation_key), resume=resume)
         if split is not None and not resume:
             (training_dir / SPLIT_FILE).write_text(json.dumps(split, indent=1) + "\n")
@@ -278,7 +313,7 @@ def _train(
     # model and optimizer: the last layer stays as it is (the loss reads the penultimate one); constant learning rate
     encoder.bert.encoder.layer[-1].requires_grad_(False)
     torch.manual_seed(settings.seed)
-    total_steps = settings.max_steps or settings.epochs * len(pairs)
+    total_steps = settings.max_steps if settings.max_steps is not None else settings.epochs * len(pairs)
     trainable = [parameter for parameter in encoder.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     encoder, optimizer = accelerator.prepare(encoder, optimizer)
@@ -289,7 +324,7 @@ def _train(
     pairs_seen = pairs.pairs_before(position.epoch, position.batches_done)
     show = progress and accelerator.is_main_process
     bar = tqdm(total=total_steps, initial=position.step, desc="fine-tuning", disable=not show)
-    started, window = time.perf_counter(), []
+    started, window = time.perf_counter() - position.seconds, []  # a resumed run counts on from its checkpoint
     encoder.train()
     for step in optimizer_steps(position, total_steps, pairs.epoch):
         (batch,) = step.batches
@@ -303,6 +338,7 @@ def _train(
         optimizer.zero_grad(set_to_none=True)
         window.append(BatchLoss(loss.item(), batch.similar, distances.mean().item()))
         pairs_seen += len(batch.first)
+        position.seconds = time.perf_counter() - started
         bar.update(1)
         if is_due(position.step, settings.log_every, total_steps):
             checked = None

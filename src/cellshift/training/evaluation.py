@@ -31,6 +31,8 @@ from accelerate import PartialState
 from scipy import stats
 from tqdm.auto import tqdm
 
+from cellshift._io import check_model_dir
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, check_options
 from cellshift.models import IGNORE_INDEX, CellshiftForMaskedGeneModeling
 from cellshift.models.inputs import CellCollator
 from cellshift.training.corpora import SPLIT_FILE, heldout_rows_of, open_corpora
@@ -204,12 +206,14 @@ def evaluate_model_dir(
     cells (a seeded random subset) are evaluated. Cells are cut to ``max_length`` tokens, by
     default the ``max_length`` the model was pre-trained with (``training/settings.json``).
     """
-    model_dir = Path(model_dir)
+    options = {"max_cells": max_cells, "top_genes": top_genes, "batch_size": batch_size, "max_length": max_length}
+    check_options({**options, "seed": seed}, {**dict.fromkeys(options, POSITIVE_INT), "seed": NON_NEGATIVE_INT})
+    model_dir = check_model_dir(model_dir)
     settings_file = model_dir / TRAINING_DIR / SETTINGS_FILE
     if max_length is None and settings_file.exists():
         max_length = json.loads(settings_file.read_text()).get("max_length")
-    model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
     cells = open_corpora([corpus])
+    model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
     if model.gene_table is None or model.gene_table.sha256 != cells.gene_table.sha256:
         model_vocabulary = "no" if model.gene_table is None else f"the {model.gene_table.vocabulary}"
         raise ValueError(

@@ -11,10 +11,10 @@ A run writes into its model directory ``out``:
 - the final model (``save_pretrained``: config, weights, gene table) in ``out`` itself.
 
 A run advances by optimizer steps through epochs of batches. Its :class:`Position` (steps taken,
-epoch, batches of the epoch done) is what a checkpoint records, and the batches of an epoch are a
-function of (seed, epoch), so a resumed run continues with the very batch the stopped one would
-have trained on next. Under data parallelism (``accelerate``) the main process writes the files
-and all processes wait for each other around them.
+epoch, batches of the epoch done, tokens and seconds so far) is what a checkpoint records, and
+the batches of an epoch are a function of (seed, epoch), so a resumed run continues with the
+very batch the stopped one would have trained on next. Under data parallelism (``accelerate``)
+the main process writes the files and all processes wait for each other around them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from accelerate import Accelerator
 
+from cellshift._io import check_model_dir, check_writable
 from cellshift.training.checkpoints import (
     list_checkpoints,
     load_checkpoint,
@@ -58,10 +59,7 @@ def check_model_directories(model_dir: Path, out: Path) -> None:
     """The pre-trained model must be a saved model and must not be overwritten by the fine-tuned one."""
     if out.resolve() == model_dir.resolve():
         raise ValueError(f"--out {out} is the pre-trained model's directory; write the fine-tuned model elsewhere")
-    if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(
-            f"{model_dir} holds no saved model (config.json); pass a `cellshift pretrain` directory"
-        )
+    check_model_dir(model_dir, option="pre-trained model")
 
 
 def prepare_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool) -> None:
@@ -79,31 +77,49 @@ def prepare_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool)
     overwrite
         Start afresh in an ``out`` that holds a model or a run (its ``training/`` is deleted).
     """
+    check_run_dir(out, settings, resume=resume, overwrite=overwrite)
     training_dir = out / TRAINING_DIR
-    settings_file = training_dir / SETTINGS_FILE
+    if resume:
+        return
+    shutil.rmtree(training_dir, ignore_errors=True)
+    training_dir.mkdir(parents=True, exist_ok=True)
+    (training_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+
+
+def check_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool) -> None:
+    """Refuse an ``out`` that cannot take this run (see :func:`prepare_run_dir`), before any work; write nothing.
+
+    With ``resume``, ``out`` must hold a checkpoint and the same settings (``max_steps`` and
+    ``epochs`` aside); else it must hold no model or run unless ``overwrite``, and be a folder
+    that can be written.
+    """
+    training_dir = out / TRAINING_DIR
     if resume:
         if not list_checkpoints(training_dir / CHECKPOINTS_DIR):
             raise FileNotFoundError(f"nothing to resume in {out}: it holds no checkpoint; start without --resume")
-        saved = json.loads(settings_file.read_text())
+        saved = json.loads((training_dir / SETTINGS_FILE).read_text())
         changed = sorted(k for k in settings if k not in EXTENDABLE and saved.get(k) != settings[k])
         if changed:
             raise ValueError(f"cannot resume {out} with changed settings {changed}; use the original ones")
         return
-    if training_dir.exists() or (out / "config.json").exists():
-        if not overwrite:
-            raise FileExistsError(f"{out} already holds a model or run; pass --resume to continue or --overwrite")
-        shutil.rmtree(training_dir, ignore_errors=True)
-    training_dir.mkdir(parents=True, exist_ok=True)
-    settings_file.write_text(json.dumps(settings, indent=2))
+    if (training_dir.exists() or (out / "config.json").exists()) and not overwrite:
+        raise FileExistsError(f"{out} already holds a model or run; pass --resume to continue or --overwrite")
+    check_writable(training_dir / SETTINGS_FILE, overwrite=True)
 
 
 @dataclass
 class Position:
-    """Where a run stands: optimizer steps taken, the epoch, and batches of that epoch trained on."""
+    """Where a run stands: optimizer steps taken, the epoch, batches of that epoch trained on, and its totals.
+
+    ``tokens_seen`` and ``seconds`` are the tokens trained on and the seconds spent since the run
+    began, so that a resumed run's log continues from the checkpoint's totals.
+    """
 
     step: int = 0
     epoch: int = 0
     batches_done: int = 0
+    tokens_seen: int = 0
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,16 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from cellshift._validate import (
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    OPEN_FRACTION,
+    POSITIVE,
+    POSITIVE_INT,
+    Bounds,
+    check_options,
+)
 from cellshift.models import CellshiftForMaskedGeneModeling, MaskedGeneOutput, config_from_preset
 from cellshift.models.inputs import CellCollator
 from cellshift.models.priors import align_prior
@@ -123,6 +134,28 @@ class PretrainSettings:
     seed: int = 0
     model_options: dict = field(default_factory=dict)
 
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "epochs": POSITIVE_INT,
+        "max_steps": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "gradient_accumulation": POSITIVE_INT,
+        "learning_rate": POSITIVE,
+        "warmup_steps": NON_NEGATIVE_INT,
+        "weight_decay": NON_NEGATIVE,
+        "max_grad_norm": POSITIVE,
+        "mask_probability": OPEN_FRACTION,
+        "max_length": POSITIVE_INT,
+        "mega_batch_factor": POSITIVE_INT,
+        "heldout_fraction": FRACTION,
+        "save_every": POSITIVE_INT,
+        "keep_last": POSITIVE_INT,
+        "log_every": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
+
 
 @dataclass
 class PretrainResult:
@@ -177,12 +210,12 @@ def pretrain(
     out = Path(out)
     training_dir = out / TRAINING_DIR
     accelerator = Accelerator(mixed_precision=mixed_precision(settings.mixed_precision))
+    cells = open_corpora(list(corpora))  # before anything is written: a bad corpus leaves no run behind
     if accelerator.is_main_process:
         prepare_run_dir(out, asdict(settings), resume=resume, overwrite=overwrite)
     accelerator.wait_for_everyone()
 
     # data: the training cells of every corpus in length-grouped mini-batches; a share held out
-    cells = open_corpora(list(corpora))
     train_rows, heldout_rows = split_heldout(cells, settings.heldout_fraction, settings.seed)
     if accelerator.is_main_process and not resume:
         save_split(training_dir / SPLIT_FILE, cells, heldout_rows)
@@ -202,7 +235,9 @@ def pretrain(
     pad_to = 8 if accelerator.device.type == "cuda" else None  # tensor cores like multiples of 8
     collate = CellCollator(config, max_length=settings.max_length, pad_to_multiple_of=pad_to)
     dataset = collate.select_columns(cells.dataset)
-    total_steps = settings.max_steps or settings.epochs * math.ceil(len(sampler) / settings.gradient_accumulation)
+    total_steps = settings.max_steps
+    if total_steps is None:
+        total_steps = settings.epochs * math.ceil(len(sampler) / settings.gradient_accumulation)
     warmup = settings.warmup_steps if settings.warmup_steps is not None else max(1, round(0.05 * total_steps))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
@@ -212,7 +247,7 @@ def pretrain(
 
     show = progress and accelerator.is_main_process
     bar = tqdm(total=total_steps, initial=position.step, desc="pre-training", disable=not show)
-    started, tokens_seen, window = time.perf_counter(), 0, []
+    started, window = time.perf_counter() - position.seconds, []  # a resumed run counts on from its checkpoint
     model.train()
     for step in optimizer_steps(position, total_steps, sampler.batches, settings.gradient_accumulation):
         for i, (index, rows) in enumerate(zip(step.positions, step.batches, strict=True)):
@@ -224,14 +259,15 @@ def pretrain(
                 output = model(**masked.to(accelerator.device).model_inputs())
                 accelerator.backward(output.loss / len(step.batches))
             window.append(_losses(output))
-            tokens_seen += batch.n_tokens
+            position.tokens_seen += batch.n_tokens
         accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         bar.update(1)
+        position.seconds = time.perf_counter() - started
         if is_due(position.step, settings.log_every, total_steps):
-            log.append(_log_row(position, window, optimizer, tokens_seen, started))
+            log.append(_log_row(position, window, optimizer))
             window = []
         if is_due(position.step, settings.save_every, total_steps):
             save_checkpoint(training_dir, position, model, optimizer, scheduler, settings.keep_last, accelerator)
@@ -240,7 +276,7 @@ def pretrain(
     save_final_model(accelerator, model, out)
     epochs_completed = position.epoch + position.batches_done / len(sampler)
     seconds = time.perf_counter() - started
-    return PretrainResult(out, training_dir / LOSS_LOG, position.step, epochs_completed, tokens_seen, seconds)
+    return PretrainResult(out, training_dir / LOSS_LOG, position.step, epochs_completed, position.tokens_seen, seconds)
 
 
 def _new_model(
@@ -290,8 +326,11 @@ def _losses(output: MaskedGeneOutput) -> tuple[float, float, float]:
     return output.loss.item(), output.gene_loss.item(), value
 
 
-def _log_row(position: Position, window: list, optimizer, tokens_seen: int, started: float) -> dict[str, object]:
-    """The loss-log row of a step: mean losses of the mini-batches since the last row, learning rate, tokens, time."""
+def _log_row(position: Position, window: list, optimizer) -> dict[str, object]:
+    """The loss-log row of a step: mean losses of the mini-batches since the last row, learning rate, tokens, time.
+
+    Tokens and seconds are the run's totals, a resumed run's included.
+    """
     losses = np.array(window)
     return {
         "step": position.step,
@@ -300,6 +339,6 @@ def _log_row(position: Position, window: list, optimizer, tokens_seen: int, star
         "gene_loss": losses[:, 1].mean(),
         "value_loss": "" if np.isnan(losses[:, 2]).any() else losses[:, 2].mean(),
         "learning_rate": optimizer.param_groups[0]["lr"],
-        "tokens": tokens_seen,
-        "seconds": round(time.perf_counter() - started, 3),
+        "tokens": position.tokens_seen,
+        "seconds": round(position.seconds, 3),
     }

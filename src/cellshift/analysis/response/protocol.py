@@ -27,6 +27,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, check_options
 from cellshift.analysis.response.baselines import Prediction, predict_linear, predict_no_change, predict_training_mean
 from cellshift.analysis.response.evaluation import (
     EXPERIMENTAL_ERROR,
@@ -48,6 +49,14 @@ LINEAR = "linear"
 BASELINES = (NO_CHANGE, TRAINING_MEAN, LINEAR)
 DEFAULT_EMBEDDINGS = ("pca", "grn", "family", "random")
 SCORE_COLUMNS = ["split", "method", "perturbation", "fallback", "metric", "value"]
+OPTION_BOUNDS = {
+    "min_cells": POSITIVE_INT,
+    "clip": POSITIVE,
+    "n_splits": POSITIVE_INT,
+    "seed": NON_NEGATIVE_INT,
+    "n_components": POSITIVE_INT,
+    "n_bootstrap": NON_NEGATIVE_INT,
+}
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,9 @@ def benchmark(
         ``scores`` (tidy), ``fits``, ``coverage``, ``settings``; ``summary`` and ``ranks`` derive
         from ``scores``.
     """
+    options = {"min_cells": min_cells, "clip": clip, "n_splits": n_splits, "seed": seed}
+    options.update(n_components=n_components, n_bootstrap=n_bootstrap)
+    check_options(options, OPTION_BOUNDS)
     from_cells = perturbation_key is not None or control is not None
     if from_cells and (perturbation_key is None or control is None):
         raise ValueError("cells need both perturbation_key (--perturbation-key) and control (--control)")

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cellshift.analysis.screen_input import validate_screen
+from cellshift.analysis.screen_input import obs_labels, validate_screen
 from cellshift.data import log_normalized
 
 
@@ -63,9 +63,7 @@ class PseudobulkDesign:
         screen = validate_screen(
             adata, perturbation_key=perturbation_key, control=control, min_cells=1, exclude=exclude
         )
-        if batch_key is not None and batch_key not in adata.obs.columns:
-            raise KeyError(f"batch key {batch_key!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}")
-        batches = adata.obs[batch_key].astype(str).to_numpy() if batch_key else np.zeros(adata.n_obs, dtype=str)
+        batches = obs_labels(adata, batch_key, "batch key") if batch_key else np.zeros(adata.n_obs, dtype=str)
         batch_names, batch_codes = np.unique(batches, return_inverse=True)
         has_control = np.bincount(batch_codes[screen.control_mask], minlength=len(batch_names)) > 0
         in_groups = screen.in_groups(screen.groups)
