@@ -66,6 +66,8 @@ CASES = [
         "--seed: must be an integer >= 0, got 'abc'",
     ),
     ("degs {d}/screen.h5ad $S --fdr 1.5 --out {o}/degs.csv", "--fdr: must be a number in (0, 1]"),
+    ("score {d}/screen.h5ad $S --embedding pca --per-cell {o}/c.csv --fdr 1 --out {o}/s.csv", "--fdr: must be"),
+    ("screen {d}/screen.h5ad $S --fdr 0 --out {o}/new", "--fdr: must be"),
     ("degs {d}/screen.h5ad $S --min-cells 1 --out {o}/degs.csv", "--min-cells: must be an integer >= 2"),
     (
         "split {d}/degs.csv {d}/screen.h5ad $S --test-fraction 1 --out {o}/split.json",
@@ -145,6 +147,7 @@ CASES = [
     ("score {d}/screen.h5ad $S --embedding pca --out {d}/table.csv/s.csv", "{d}/table.csv is not a writable folder"),
     ("degs {d}/screen.h5ad $S --out {o}/old.csv", "{o}/old.csv already exists"),
     ("score {d}/screen.h5ad $S --embedding pca --nulls {o}/old.csv --out {o}/s.csv", "{o}/old.csv already exists"),
+    ("score {d}/screen.h5ad $S --embedding pca --per-cell {o}/old.csv --out {o}/s.csv", "{o}/old.csv already exists"),
     (
         "embed {d}/screen.h5ad --method pca --out {o}/old.csv",
         "already exists; choose another --out or pass --overwrite",
