@@ -5,25 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cellshift.data import resolve_to_human_ensembl
 from cellshift.data.gene_table import GeneTable
+from cellshift.priors.vocabulary import vocabulary_rows
 
 
 def align_prior(frame: pd.DataFrame, table: GeneTable) -> np.ndarray:
     """Rows of a genes x dim prior table in vocabulary order; tokens without a row get zeros.
 
-    The table may be indexed by human Ensembl IDs, human symbols or mouse symbols (mapped through
-    :func:`cellshift.data.resolve_to_human_ensembl`); a gene listed twice keeps its first row.
+    The table may be indexed by human Ensembl IDs, human symbols or mouse symbols (mapped by
+    :func:`cellshift.priors.vocabulary.vocabulary_rows`); a gene listed twice keeps its first row.
     """
-    mapping, _ = resolve_to_human_ensembl(list(frame.index))
     matrix = np.zeros((len(table), frame.shape[1]), dtype=np.float32)
-    rows, positions = [], []
-    for row, gene in enumerate(mapping.target):
-        position = table.token_id(gene) if gene is not None else None
-        if position is not None and position not in positions:
-            rows.append(row)
-            positions.append(position)
-    if not rows:
+    rows, positions = vocabulary_rows(frame.index, table)
+    if not len(rows):
         raise ValueError(
             f"no gene of the prior table (e.g. {list(frame.index[:3])}) is in the vocabulary "
             f"(e.g. {list(table.tokens[4:7])}); index the table by gene symbols or Ensembl IDs"
