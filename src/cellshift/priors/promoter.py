@@ -154,7 +154,10 @@ def promoter_prior(
     record.update(records=n_records, genes_unrecognised=n_records - len(genes))
     n_components = min(dim, features.shape[0], features.shape[1])
     if record["format"] == "fasta" or features.shape[1] > dim:
-        features = PCA(n_components=n_components, random_state=seed).fit_transform(features)
+        pca = PCA(n_components=n_components, random_state=seed).fit(features)
+        # project each distinct profile once, so identical sequences get bit-identical vectors
+        distinct, which = np.unique(features, axis=0, return_inverse=True)
+        features = pca.transform(distinct)[which.ravel()]
     frame = vector_frame(features, genes)
     check_prior_table(frame, "promoter")
     return frame, record
