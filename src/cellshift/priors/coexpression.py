@@ -23,11 +23,10 @@ where both are expressed is at least 0.8, then embeds the graph of those pairs. 
 
 Why ``all`` is the default: on sparse UMI data most expressing cells hold 1-2 counts, so over the
 cells expressing both genes ``x = log1p(1e4 / T_c)`` follows the cell's depth ``T_c`` and
-unrelated genes correlate through it. On the bundled Kang PBMCs (8,684 cells) ``expressed`` gives
-580,272 pairs at 0.8 among 2,142 genes, and they share an HGNC family no more often than random
-pairs (0.74% vs 0.77%; the median gene's value correlates with log depth at |r| = 0.85);
-``all`` gives 16 pairs at 0.8 (1,319 at 0.5), 12.5% (13.6%) of them within a family
-(``benchmarks/priors.py``).
+unrelated genes correlate through it. On the bundled Kang PBMCs (8,684 cells, 2,511 genes)
+``expressed`` gives 580,272 pairs at 0.8 among 2,142 genes, and they share an HGNC group no more
+often than random pairs (0.74% vs 0.83%); ``all`` gives 16 pairs at 0.8 (13 genes) and 1,319 at 0.5
+(138 genes), 12.5% and 13.6% of them within a group (``benchmarks/results/priors.md``).
 
 Memory: the cells of one block plus four panel x panel float64 matrices
 (``32 * max_genes^2`` bytes: 512 MB at 4,000 genes).
