@@ -70,6 +70,8 @@ def test_build_depends_only_on_inputs_and_seed(tmp_path, inputs):
 def test_bad_requests_write_nothing(tmp_path, inputs):
     with pytest.raises(ValueError, match="no prior source"):
         build_priors(tmp_path / "none")
+    with pytest.raises(ValueError, match="walk, spectral"):
+        build_priors(tmp_path / "none", grn=["trrust"], settings=PriorSettings(method="node2vec"))
     (tmp_path / "anonymous.fa").write_text(">seq1\nACGTACGTAC\n>seq2\nTTTTGGGGCC\n")
     with pytest.raises(ValueError, match="recognisable gene ID"):
         build_priors(tmp_path / "bad", grn=["trrust"], promoter=tmp_path / "anonymous.fa", progress=False)

@@ -28,7 +28,7 @@ from cellshift.priors._genes import file_sha256, human_ensembl_lookup
 from cellshift.priors.cells import corpus_files
 from cellshift.priors.coexpression import coexpression_pairs
 from cellshift.priors.families import family_graph
-from cellshift.priors.graph import GeneGraph, embed_graph
+from cellshift.priors.graph import GRAPH_METHODS, GeneGraph, embed_graph
 from cellshift.priors.grn import grn_graph
 from cellshift.priors.promoter import promoter_prior
 from cellshift.priors.store import (
@@ -132,7 +132,7 @@ def build_priors(
     """
     settings = settings or PriorSettings()
     out = Path(out).absolute()
-    _check_request(out, overwrite, grn, families, coexpression, promoter)
+    _check_request(out, overwrite, settings, grn, families, coexpression, promoter)
     work = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -164,10 +164,14 @@ def build_priors(
     return PriorBuild(out, manifest, sha256)
 
 
-def _check_request(out: Path, overwrite: bool, grn, families, coexpression, promoter) -> None:
-    """Refuse a build that cannot succeed before any work: nothing asked, missing inputs, an existing out."""
+def _check_request(out: Path, overwrite: bool, settings: PriorSettings, grn, families, coexpression, promoter) -> None:
+    """Refuse a build that cannot succeed, before any work: no source, bad settings, missing inputs, existing out."""
     if not (grn or families or coexpression or promoter):
         raise ValueError("no prior source given; pass at least one of --grn, --families, --coexpression, --promoter")
+    if settings.method not in GRAPH_METHODS:
+        raise ValueError(f"unknown graph embedding {settings.method!r}; choose from {', '.join(GRAPH_METHODS)}")
+    if settings.coexpression_cells not in ("all", "expressed"):
+        raise ValueError(f"coexpression_cells must be 'all' or 'expressed', got {settings.coexpression_cells!r}")
     if isinstance(grn, str):
         raise TypeError("grn must be a list of network names or files, e.g. ['dorothea', 'trrust']")
     check_writable(out, overwrite)

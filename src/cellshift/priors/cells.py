@@ -109,8 +109,8 @@ def _corpus_blocks(corpus: Corpus, chunk_size: int):
         rows = dataset[start : start + chunk_size]
         lengths = [len(ids) for ids in rows["input_ids"]]
         indptr = np.concatenate([[0], np.cumsum(lengths)])
-        indices = np.concatenate(rows["input_ids"]).astype(np.int64) if lengths else np.zeros(0, np.int64)
-        data = np.concatenate(rows["values"]).astype(np.float64) if lengths else np.zeros(0)
+        indices = np.concatenate(rows["input_ids"]).astype(np.int64)
+        data = np.concatenate(rows["values"]).astype(np.float64)
         block = sparse.csr_matrix((data, indices, indptr), shape=(len(lengths), len(genes)))
         block.eliminate_zeros()  # <cls> / <eos> carry value 0
         yield genes, block
