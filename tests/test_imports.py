@@ -11,7 +11,7 @@ import cellshift
 import cellshift.data
 
 PACKAGE = Path(cellshift.__file__).parent
-TORCH_FREE_PACKAGES = ("data", "datasets", "tokenize")
+TORCH_FREE_PACKAGES = ("data", "datasets", "tokenize", "priors")
 TORCH_FREE_ANALYSES = (
     "cellshift.analysis",
     "cellshift.analysis.differential",

@@ -19,9 +19,9 @@ def test_ruff_lint_and_numpydoc_docstrings_pass():
 
 
 def test_lower_layers_never_import_higher_ones():
-    """docs/architecture.md: data -> tokenize -> models -> training -> embed -> metrics -> analysis -> tasks -> ..."""
+    """docs/architecture.md: data -> tokenize -> priors -> models -> training -> embed -> metrics -> analysis -> ..."""
     order = [
-        *("data", "datasets", "tokenize", "models", "training", "embed", "metrics", "analysis", "tasks"),
+        *("data", "datasets", "tokenize", "priors", "models", "training", "embed", "metrics", "analysis", "tasks"),
         *("plotting", "report", "pipelines", "cli"),
     ]
     rank = {name: i for i, name in enumerate(order)}

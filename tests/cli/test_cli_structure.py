@@ -16,6 +16,7 @@ from cellshift.demo import run_demo
 from cellshift.embed.registry import EmbedOptions
 from cellshift.pipelines.finetune import finetune_on_screen
 from cellshift.pipelines.screen_run import ScreenSettings
+from cellshift.priors import PriorSettings, build_priors
 from cellshift.tasks.annotation import AnnotationSettings
 from cellshift.tasks.gene_classification import classify_genes
 from cellshift.tasks.grn_inference import GrnSettings
@@ -28,6 +29,7 @@ from cellshift.training.evaluation import evaluate_model_dir
 WRAPPED = {
     "tokenize": [tokenize],
     "medians": [compute_gene_medians],
+    "priors": [PriorSettings, build_priors],
     "pretrain": [PretrainSettings, pretrain],
     "evaluate": [evaluate_model_dir],
     "finetune": [FinetuneSettings, finetune_on_screen],

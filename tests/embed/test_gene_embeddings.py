@@ -5,50 +5,12 @@ import pytest
 import cellshift.embed.gene_embeddings as gene_embeddings
 from cellshift import datasets
 from cellshift.embed import (
-    bipartite_spectral_embedding,
     family_gene_embedding,
     gene_embedding,
     grn_gene_embedding,
     pca_gene_embedding,
     random_gene_embedding,
 )
-
-
-def two_block_graph():
-    """Genes a0..a5 in groups A1/A2 and genes b0..b4 in groups B1/B2, nothing shared."""
-    edges = [(f"a{i}", "A1" if i < 4 else "A2") for i in range(6)] + [("a3", "A2")]
-    edges += [(f"b{i}", "B1" if i < 3 else "B2") for i in range(5)] + [("b2", "B2")]
-    return pd.DataFrame(edges, columns=["source", "target"])
-
-
-def test_bipartite_spectral_embedding_equals_the_svd_of_the_regularised_graph():
-    edges = two_block_graph()
-    genes, groups = bipartite_spectral_embedding(edges, n_components=3)
-    sources, targets = sorted(edges["source"].unique()), sorted(edges["target"].unique())
-    incidence = np.zeros((len(sources), len(targets)))
-    for source, target in edges.itertuples(index=False):
-        incidence[sources.index(source), targets.index(target)] = 1.0
-    out_degree, in_degree = incidence.sum(axis=1), incidence.sum(axis=0)
-    laplacian = incidence / np.sqrt(out_degree + out_degree.mean())[:, None] / np.sqrt(in_degree + in_degree.mean())
-    u, _, vt = np.linalg.svd(laplacian)
-    assert genes.shape == (11, 3) and groups.shape == (4, 3)
-    assert list(genes.index) == sources and list(groups.index) == targets
-    for k in range(3):  # same singular vectors up to sign
-        sign = np.sign(u[:, k] @ genes.iloc[:, k])
-        np.testing.assert_allclose(genes.iloc[:, k], sign * u[:, k], atol=1e-8)
-        np.testing.assert_allclose(groups.iloc[:, k], sign * vt[k], atol=1e-8)
-    again, _ = bipartite_spectral_embedding(edges.iloc[::-1], n_components=3)
-    pd.testing.assert_frame_equal(genes, again)  # deterministic, independent of edge order
-
-
-def test_spectral_embedding_separates_unconnected_blocks_and_drops_genes_it_cannot_place():
-    genes, _ = bipartite_spectral_embedding(two_block_graph(), n_components=2)
-    unit = genes.to_numpy() / np.linalg.norm(genes.to_numpy(), axis=1, keepdims=True)
-    cosine = pd.DataFrame(unit @ unit.T, index=genes.index, columns=genes.index)
-    assert cosine.loc["a0", "a1"] > 0.99 and abs(cosine.loc["a0", "b0"]) < 0.01
-    lonely = pd.concat([two_block_graph(), pd.DataFrame({"source": ["z"], "target": ["Z"]})])
-    genes, _ = bipartite_spectral_embedding(lonely, n_components=2)
-    assert "z" not in genes.index  # its component lies outside the top 2 vectors: zero, so no row
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from types import ModuleType
 COMMANDS = {
     "tokenize": "rank-value encode raw-count cells into an Arrow corpus",
     "medians": "non-zero gene medians of a corpus -> a gene table",
+    "priors": "build prior-knowledge gene vectors (GRN, gene families, co-expression, promoter) for pretrain --priors",
     "pretrain": "pre-train a foundation model on tokenised corpora (masked-gene modelling)",
     "evaluate": "masked-gene hits@k and rank Spearman on held-out cells, beside a gene-frequency baseline",
     "finetune": "contrastive fine-tuning of a pre-trained model on a Perturb-seq screen (Zhao et al. 2025)",

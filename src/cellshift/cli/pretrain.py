@@ -10,30 +10,58 @@ import pandas as pd
 from cellshift._io import check_writable
 from cellshift.embed.gene_embeddings import family_gene_embedding, grn_gene_embedding
 from cellshift.plotting.training import plot_loss_curve
+from cellshift.priors import load_priors, read_prior_table, vocabulary_coverage
+from cellshift.tokenize import Corpus
 from cellshift.training import PretrainSettings, pretrain
 
 # Built-in prior-knowledge sources: spectral embeddings of the bundled GRN and HGNC family tables.
 BUILTIN_PRIORS = ("grn", "family")
 
 
-def _read_priors(specs: list[str]) -> dict:
-    """``NAME=PATH`` (a genes x dim TSV/CSV, genes in the first column) or a built-in name."""
-    priors = {}
+def _read_priors(specs: list[str]) -> tuple[dict[str, pd.DataFrame], str | None]:
+    """Prior tables from ``NAME=PATH`` (genes x dim TSV/CSV), a built-in name, or a priors directory.
+
+    Returns the tables by source name and the SHA-256 of the priors directory's manifest (``None``
+    without one; at most one directory).
+    """
+    priors, manifest = {}, None
     for spec in specs:
         name, _, path = spec.partition("=")
-        if name in priors:
-            raise ValueError(f"prior {name!r} is given twice")
-        if not path:
+        if not path and Path(name).is_dir():
+            if manifest is not None:
+                raise ValueError("--priors takes at most one priors directory")
+            built = load_priors(name)
+            tables, manifest = built.tables, built.sha256
+        elif not path:
             if name not in BUILTIN_PRIORS:
                 raise ValueError(
-                    f"--priors {spec!r}: give NAME=PATH or a built-in source ({', '.join(BUILTIN_PRIORS)})"
+                    f"--priors {spec!r}: give NAME=PATH, a priors directory (`cellshift priors build`) "
+                    f"or a built-in source ({', '.join(BUILTIN_PRIORS)})"
                 )
-            priors[name] = grn_gene_embedding() if name == "grn" else family_gene_embedding()
-            continue
-        if not Path(path).exists():
+            tables = {name: grn_gene_embedding() if name == "grn" else family_gene_embedding()}
+        elif not Path(path).exists():
             raise FileNotFoundError(f"--priors {spec!r}: {path} does not exist")
-        priors[name] = pd.read_csv(path, sep=None, engine="python", index_col=0)
-    return priors
+        else:
+            tables = {name: read_prior_table(path, name)}
+        for source, table in tables.items():
+            if source in priors:
+                raise ValueError(f"prior {source!r} is given twice")
+            priors[source] = table
+    return priors, manifest
+
+
+def _report_coverage(priors: dict[str, pd.DataFrame], corpus: str) -> None:
+    """Print how many vocabulary genes each prior covers; refuse a prior that covers none."""
+    coverage = vocabulary_coverage(priors, Corpus.open(corpus).gene_table())
+    for row in coverage.itertuples(index=False):
+        if row.genes_covered == 0:
+            example = list(priors[row.source].index[:3])
+            raise ValueError(
+                f"prior {row.source!r}: none of its genes (e.g. {example}) is in the vocabulary of {corpus}; "
+                "index it by human Ensembl IDs or gene symbols"
+            )
+        share = f"{row.genes_covered:,} of {row.vocabulary_genes:,} vocabulary genes ({row.share:.1%})"
+        print(f"prior {row.source}: {share}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--priors",
         nargs="*",
         default=[],
-        help="prior gene vectors: NAME=PATH (genes x dim table) or built-in grn / family",
+        help="prior gene vectors: PRIORS_DIR (`cellshift priors build`), NAME=PATH (genes x dim table) "
+        "or built-in grn / family",
     )
     bounds = PretrainSettings.BOUNDS
     parser.add_argument("--epochs", type=bounds["epochs"].parse, default=1)
@@ -97,7 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``cellshift pretrain``."""
     check_writable(Path(args.out) / "training", overwrite=True)
-    priors = _read_priors(args.priors)
+    priors, manifest = _read_priors(args.priors)
+    if priors:
+        _report_coverage(priors, args.corpora[0])
     settings = PretrainSettings(
         preset=args.preset,
         use_values=args.values,
@@ -116,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
+        model_options={"prior_manifest": manifest} if manifest else {},
     )
     result = pretrain(
         args.corpora,

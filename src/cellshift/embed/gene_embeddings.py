@@ -13,14 +13,10 @@ caller can count what an embedding covers. :func:`gene_embedding` runs one metho
 - ``"model"``: a foundation model's contextual gene embeddings averaged over cells
   (:func:`cellshift.embed.model_genes.model_gene_embeddings`), keyed by human Ensembl ID.
 
-The prior-knowledge embeddings are regularised spectral embeddings of a bipartite or directed
-graph (DI-SIM, Rohe, Qin & Yu 2016, "Co-clustering directed graphs to discover asymmetries and
-directional communities"): with biadjacency ``B`` (sources x targets: TFs x target genes, or
-genes x HGNC groups), out- and in-degrees ``o``, ``p`` and ``tau`` = the mean degree of each side,
-``L = (O + tau_o)^{-1/2} B (P + tau_p)^{-1/2}`` and the embedding is the top ``k`` singular
-vectors ``U`` (sources) and ``V`` (targets) of ``L``. Adding ``tau`` to the degrees keeps the
-many small components of these graphs (the HGNC groups form ~600) from taking over the leading
-vectors, as they do in the unregularised normalised graph where each scores the maximum of 1.
+The prior-knowledge embeddings are the regularised spectral embeddings of
+:mod:`cellshift.priors.spectral` (DI-SIM, Rohe, Qin & Yu 2016) of the bundled tables, keyed by
+gene symbol; ``cellshift priors build`` makes prior vectors keyed by Ensembl ID from the same
+tables and more (:mod:`cellshift.priors`).
 """
 
 from __future__ import annotations
@@ -32,11 +28,11 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
-from scipy import linalg, sparse
 
 from cellshift.data import log_normalized, resolve_to_human_ensembl
 from cellshift.datasets import gene_families, grn
 from cellshift.embed.model_genes import model_gene_embeddings
+from cellshift.priors.spectral import bipartite_spectral_embedding, directed_spectral_embedding
 
 
 @dataclass(frozen=True)
@@ -134,55 +130,6 @@ def pca_gene_embedding(
     return _frame(matrix.varm["PCs"], matrix.var_names)
 
 
-def bipartite_spectral_embedding(
-    edges: pd.DataFrame, *, n_components: int = 64, regularization: float | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Regularised spectral embedding of a bipartite (or directed) graph given as an edge list.
-
-    See the module docstring for the formula (Rohe, Qin & Yu 2016). The SVD is exact: the
-    eigendecomposition of the Gram matrix of ``L`` on its smaller side (LAPACK, deterministic).
-    Repeated pairs are dropped. Each pair of singular vectors is signed so that the source-side
-    entry of largest magnitude is positive. Nodes whose vector is zero (their part of the graph
-    lies outside the top ``n_components`` singular vectors) carry no information and have no row.
-
-    Parameters
-    ----------
-    edges
-        Columns ``source`` and ``target``: source nodes (rows of ``B``), target nodes (columns).
-    n_components
-        Number of singular vectors (at most the number of nodes on the smaller side).
-    regularization
-        ``tau`` added to every degree on both sides; ``None`` uses each side's mean degree.
-
-    Returns
-    -------
-    sources, targets : pandas.DataFrame
-        Source nodes x components (``U``) and target nodes x components (``V``), indexed by name.
-    """
-    pairs = edges[["source", "target"]].astype(str).drop_duplicates()
-    sources, targets = pd.Index(np.unique(pairs["source"])), pd.Index(np.unique(pairs["target"]))
-    n_used = min(n_components, len(sources), len(targets))
-    if n_used < 1:
-        raise ValueError("a spectral embedding needs at least one edge")
-    rows, columns = sources.get_indexer(pairs["source"]), targets.get_indexer(pairs["target"])
-    biadjacency = sparse.csr_matrix((np.ones(len(pairs)), (rows, columns)), shape=(len(sources), len(targets)))
-    out_degree, in_degree = np.asarray(biadjacency.sum(axis=1)).ravel(), np.asarray(biadjacency.sum(axis=0)).ravel()
-    tau_out = out_degree.mean() if regularization is None else regularization
-    tau_in = in_degree.mean() if regularization is None else regularization
-    row_scale, column_scale = 1.0 / np.sqrt(out_degree + tau_out), 1.0 / np.sqrt(in_degree + tau_in)
-    laplacian = sparse.diags(row_scale) @ biadjacency @ sparse.diags(column_scale)
-    transpose = laplacian.shape[0] > laplacian.shape[1]
-    small = (laplacian.T if transpose else laplacian).tocsr()  # small side x large side
-    gram = (small @ small.T).toarray()
-    eigenvalues, small_vectors = linalg.eigh(gram, subset_by_index=[len(gram) - n_used, len(gram) - 1])
-    singular = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))
-    small_vectors = small_vectors[:, ::-1]
-    large_vectors = (small.T @ small_vectors) / np.where(singular > 0, singular, 1.0)
-    left, right = (large_vectors, small_vectors) if transpose else (small_vectors, large_vectors)
-    sign = np.sign(left[np.abs(left).argmax(axis=0), np.arange(n_used)])
-    return _informative(_frame(left * sign, sources)), _informative(_frame(right * sign, targets))
-
-
 def grn_gene_embedding(
     *,
     networks: Sequence[str] = ("dorothea_hs", "trrust"),
@@ -192,8 +139,8 @@ def grn_gene_embedding(
     """Spectral embedding of the union of bundled TF -> target networks.
 
     A gene's vector is ``[its row as a regulator (U), its row as a target (V)]`` from
-    :func:`bipartite_spectral_embedding` with ``n_components // 2`` singular vectors, zeros for
-    a role the gene does not have (a directed graph, DI-SIM). Modes of regulation are ignored.
+    :func:`cellshift.priors.spectral.directed_spectral_embedding` with ``n_components // 2``
+    singular vectors, zeros for a role the gene does not have (DI-SIM). Modes of regulation are ignored.
 
     Parameters
     ----------
@@ -216,10 +163,7 @@ def grn_gene_embedding(
         if "confidence" in table.columns:
             table = table[table["confidence"].isin(list(confidence))]
         tables.append(table.rename(columns={"tf": "source"})[["source", "target"]])
-    regulators, targets = bipartite_spectral_embedding(pd.concat(tables), n_components=max(1, n_components // 2))
-    genes = regulators.index.union(targets.index)
-    both = np.hstack([regulators.reindex(genes).fillna(0.0), targets.reindex(genes).fillna(0.0)])
-    return _frame(both, genes)
+    return directed_spectral_embedding(pd.concat(tables), n_components=n_components)
 
 
 def family_gene_embedding(*, n_components: int = 64) -> pd.DataFrame:
@@ -227,7 +171,7 @@ def family_gene_embedding(*, n_components: int = 64) -> pd.DataFrame:
 
     The bundled HGNC group table (joined to symbols through the bundled HGNC ID table, see
     :func:`cellshift.datasets.gene_families`) gives one edge per gene-group membership; a gene's
-    vector is its row of ``U`` in :func:`bipartite_spectral_embedding`.
+    vector is its row of ``U`` in :func:`cellshift.priors.spectral.bipartite_spectral_embedding`.
 
     Parameters
     ----------
@@ -317,12 +261,6 @@ def model_gene_embedding(
 def _frame(values: np.ndarray, index: Sequence[str]) -> pd.DataFrame:
     values = np.asarray(values, dtype=np.float64)
     return pd.DataFrame(values, index=pd.Index(index, dtype=str), columns=[f"dim{k}" for k in range(values.shape[1])])
-
-
-def _informative(table: pd.DataFrame) -> pd.DataFrame:
-    """Drop rows that are zero up to rounding: they say nothing about the gene."""
-    norms = np.linalg.norm(table.to_numpy(), axis=1)
-    return table.loc[norms > 1e-10 * max(norms.max(initial=0.0), 1.0)]
 
 
 def _pca(genes: list[str], inputs: EmbeddingInputs) -> pd.DataFrame:

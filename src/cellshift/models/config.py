@@ -70,6 +70,9 @@ class CellshiftConfig(BertConfig):
     prior_dims
         ``{name: dim}`` of the prior-knowledge gene matrices; the matrices themselves are frozen
         buffers of the model, saved with its weights.
+    prior_manifest
+        SHA-256 of the ``manifest.json`` of the priors directory the matrices came from
+        (``cellshift priors build``), so a model names the exact prior vectors it was trained with.
     species
         Species names (e.g. ``["human", "mouse"]``) for the species embedding at the first
         position; ``None`` for no species embedding.
@@ -92,6 +95,7 @@ class CellshiftConfig(BertConfig):
 
     use_values: bool = False
     prior_dims: dict[str, int] | None = None
+    prior_manifest: str | None = None
     species: list[str] | None = None
     gene_loss_weight: float = 0.2
     value_loss_weight: float = 0.8
