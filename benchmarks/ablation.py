@@ -8,14 +8,14 @@ cells, the ``small`` preset) and the same seeds:
 - ``base``: ortholog-mapped vocabulary (Geneformer), gene tokens only;
 - ``values``: + expression values; ``grn`` / ``family`` / ``coexpression``: + one prior source
   (built by :func:`cellshift.priors.build_priors` from the bundled DoRothEA + TRRUST, HGNC groups,
-  and Kang co-expression); ``all_priors``: + the three; no promoter prior (no promoter sequences
+  and Kang co-expression over the cells expressing both genes, GeneCompass's rule); ``all_priors``: + the three; no promoter prior (no promoter sequences
   are bundled);
 - ``joint``: the joint human + mouse vocabulary (mouse genes keep their tokens, species embedding).
 
 Measured per arm and seed: masked-gene hits@10 and rank Spearman@100 on held-out cells of each
 species (Kang: human; pancreas: mouse), beside the gene-frequency baseline; cell-type annotation
 macro-F1 with the frozen model (Kang by donor; Baron human -> mouse); dosage-sensitivity AUROC of
-the model's gene embeddings (5-fold CV); GRN AUPRC against DoRothEA (left out for arms whose
+the model's gene embeddings in Baron's human cells (12,474 genes; 5-fold CV); GRN AUPRC against DoRothEA (left out for arms whose
 input holds the GRN prior: circular). Then the scaling arm: ``--scaling-arm`` trained on 25% and
 50% of every corpus for the same number of steps per cell (so 25% and 50% of the steps).
 
@@ -68,6 +68,7 @@ ARMS = {
 }
 CORPORA = {"kang": 200, "pancreas": 500, "baron": 200}  # min_genes per corpus
 EVALUATED = {"kang": "human", "pancreas": "mouse"}
+SPECIES = {"kang": {"species": "human"}, "pancreas": {"species": "mouse"}, "baron": {"species_key": "species"}}
 MAX_LENGTH, BATCH_SIZE = 256, 16
 
 
@@ -91,13 +92,14 @@ def prepare_corpora(vocabulary: str, fraction: float) -> dict[str, Path]:
     if (folder / "done.json").exists():
         return {name: folder / name for name in CORPORA}
     inputs = corpus_inputs(fraction)
-    species = {"kang": {"species": "human"}, "pancreas": {"species": "mouse"}, "baron": {"species_key": "species"}}
-    medians = [
-        compute_gene_medians(data, vocabulary=vocabulary, min_genes=CORPORA[name], progress=False, **species[name])
-        for name, data in inputs.items()
-    ]
-    pooled = pd.concat(medians).groupby(level=0).median()
-    table = GeneTable.from_medians(pooled, name=f"ablation-{vocabulary}")
+    if fraction < 1.0:  # the same vocabulary as the whole corpus, so that only the number of cells changes
+        table = GeneTable.load(prepare_corpora(vocabulary, 1.0)["kang"] / "gene_table.tsv.gz")
+    else:
+        medians = [
+            compute_gene_medians(data, vocabulary=vocabulary, min_genes=CORPORA[name], progress=False, **SPECIES[name])
+            for name, data in inputs.items()
+        ]
+        table = GeneTable.from_medians(pd.concat(medians).groupby(level=0).median(), name=f"ablation-{vocabulary}")
     for name, data in inputs.items():
         tokenize(
             data,
@@ -109,7 +111,7 @@ def prepare_corpora(vocabulary: str, fraction: float) -> dict[str, Path]:
             min_genes=CORPORA[name],
             overwrite=True,
             progress=False,
-            **species[name],
+            **SPECIES[name],
         )
     write_text_atomic(folder / "done.json", json.dumps({"vocabulary": len(table)}))
     return {name: folder / name for name in CORPORA}
@@ -119,7 +121,7 @@ def prepare_priors(kang_corpus: Path, dim: int) -> Path:
     """Priors from the bundled GRN and family tables and Kang co-expression (cached)."""
     out = WORK / "priors"
     if not (out / "manifest.json").exists():
-        settings = PriorSettings(dim=dim)
+        settings = PriorSettings(dim=dim, coexpression_cells="expressed")
         build_priors(out, grn=["dorothea", "trrust"], families="hgnc", coexpression=kang_corpus, settings=settings)
     return out
 
@@ -157,7 +159,7 @@ def masked_gene_scores(model: Path, corpora: dict[str, Path]) -> dict:
     """hits@10 and Spearman@100 of the model and the frequency baseline on held-out cells per species."""
     row = {}
     for name, species in EVALUATED.items():
-        table = evaluate_model_dir(model, corpora[name], max_cells=300, progress=False).set_index("method")
+        table = evaluate_model_dir(model, corpora[name], max_cells=300, progress=False)
         for method in ("model", "frequency"):
             row[f"{species}_hits@10_{method}"] = float(table.loc[method, "hits@10"])
             row[f"{species}_spearman@100_{method}"] = float(table.loc[method, "spearman@100"])
@@ -179,7 +181,7 @@ def downstream_scores(model: Path, prior_names: tuple[str, ...]) -> dict:
             annotate(human, mouse, settings=cross, method_options=options, progress=False)
         ),
     }
-    dosage = classify_genes(methods=("model",), cells=kang, model_dir=model).summary.set_index("method")
+    dosage = classify_genes(methods=("model",), cells=human, model_dir=model).summary.set_index("method")
     row["dosage_auroc"] = float(dosage.loc["model", "auroc_mean"])
     row["dosage_coverage"] = float(dosage.loc["model", "coverage"])
     if "grn" in prior_names:

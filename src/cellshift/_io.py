@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cellshift._pretrained import PACKAGED_MODELS, resolve_model
+
 
 def check_writable(path: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:
     """Refuse to replace an existing ``path`` unless ``overwrite``, or to write where no file can go; return it.
@@ -36,12 +38,16 @@ def check_writable(path: str | os.PathLike, overwrite: bool, option: str = "--ou
 
 
 def check_model_dir(path: str | os.PathLike, option: str = "model directory") -> Path:
-    """Refuse a ``path`` that is not a saved cellshift model (a directory with ``config.json``); return it."""
-    path = Path(path)
+    """Refuse a ``path`` that is not a saved cellshift model (a directory with ``config.json``); return it.
+
+    ``path`` may also name a model packaged with cellshift (:data:`cellshift._pretrained.PACKAGED_MODELS`).
+    """
+    path = resolve_model(path)
     if not (path / "config.json").is_file():
         reason = "does not exist" if not path.exists() else "holds no saved model (no config.json)"
         raise FileNotFoundError(
-            f"{option} {path} {reason}; give a model directory from `cellshift pretrain` or `cellshift finetune`"
+            f"{option} {path} {reason}; give a model directory from `cellshift pretrain` or `cellshift finetune`, "
+            f"or a packaged model: {', '.join(PACKAGED_MODELS)}"
         )
     return path
 

@@ -1,6 +1,9 @@
+import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -75,3 +78,19 @@ def test_evaluate_a_saved_model_on_its_held_out_cells(tmp_path, tiny_corpora):
         ((table[["hits@1", "hits@10", "hits@100"]] >= 0) & (table[["hits@1", "hits@10", "hits@100"]] <= 1)).all().all()
     )
     assert (table["hits@1"] <= table["hits@10"]).all() and (table["hits@10"] <= table["hits@100"]).all()
+
+
+def test_held_out_cells_are_found_by_cell_id_in_a_corpus_tokenised_elsewhere(tmp_path, tiny_corpora):
+    settings = PretrainSettings(preset="tiny", max_steps=2, batch_size=8, heldout_fraction=0.1, log_every=1)
+    pretrain(tiny_corpora, tmp_path / "model", settings, progress=False)
+    by_path = evaluate_model_dir(tmp_path / "model", tiny_corpora[0], progress=False)
+    split_file = tmp_path / "model" / "training" / "heldout_cells.json"
+    entries = json.loads(split_file.read_text())
+    for entry in entries:  # as a packaged model ships it: no local path, held-out cells by ID
+        ids = list(open_corpora([entry["path"]]).dataset.select(entry["heldout"])["cell_id"])
+        entry.update(path=None, heldout=[], heldout_cell_ids=ids)
+    split_file.write_text(json.dumps(entries))
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(tiny_corpora[0], copy)
+    by_id = evaluate_model_dir(tmp_path / "model", copy, progress=False)
+    pd.testing.assert_frame_equal(by_path, by_id)

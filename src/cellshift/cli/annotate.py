@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from cellshift._io import check_model_dir, write_csv_atomic
+from cellshift._pretrained import model_argument
 from cellshift.cli._common import check_outputs, comma_list, read_counts
 from cellshift.plotting.annotation import confusion_matrices
 from cellshift.tasks.annotation import AnnotationSettings, annotate
@@ -43,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(DEFAULTS.methods),
         help=f"comma-separated: {', '.join(CLASSIFIERS)} (default: {','.join(DEFAULTS.methods)})",
     )
-    parser.add_argument("--model", default=None, help="pre-trained model directory for model-frozen and model")
+    parser.add_argument(
+        "--model", default=None, type=model_argument, help="pre-trained model directory for model-frozen and model"
+    )
     _add_finetuning_arguments(parser)
     parser.add_argument("--split", dest="split_key", default=None, help="obs column of donors: hold out whole donors")
     bounds = AnnotationSettings.BOUNDS

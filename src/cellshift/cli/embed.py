@@ -6,6 +6,7 @@ import argparse
 import time
 
 from cellshift._io import atomic_path, check_model_dir, check_writable
+from cellshift._pretrained import model_argument
 from cellshift.cli._common import comma_list, read_screen
 from cellshift.embed.registry import CELL_EMBEDDINGS, EmbedOptions, add_cell_embedding, get_cell_embedding
 
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one or more of pca, hvg, scvi-linear, scvi-5l, model (cellshift.embed.registry), comma-separated",
     )
     parser.add_argument("--out", required=True, help=".h5ad to write: the input plus the new obsm entries")
-    parser.add_argument("--model", default=None, help="model directory for --method model")
+    parser.add_argument("--model", default=None, type=model_argument, help="model directory for --method model")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     bounds = EmbedOptions.BOUNDS

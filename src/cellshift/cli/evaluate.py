@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 
 from cellshift._io import check_model_dir, check_writable, write_csv_atomic
+from cellshift._pretrained import model_argument
 from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT
 from cellshift.training.evaluation import evaluate_model_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellshift evaluate``."""
-    parser.add_argument("model", help="model directory from `cellshift pretrain`")
+    parser.add_argument(
+        "model",
+        type=model_argument,
+        help="model directory from `cellshift pretrain`, or a packaged model name (cellshift-small-bundled)",
+    )
     parser.add_argument("corpus", help="corpus directory (its held-out cells if the model trained on it)")
     parser.add_argument("--max-cells", type=POSITIVE_INT.parse, default=500, help="cells evaluated at most")
     parser.add_argument("--top-genes", type=POSITIVE_INT.parse, default=2000, help="mask among each cell's top N genes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cellshift._pretrained import model_argument
 from cellshift._validate import FRACTION, GROUP_CELLS, NON_NEGATIVE, NON_NEGATIVE_INT
 from cellshift.cli._common import comma_list, read_screen, read_table
 from cellshift.pipelines.finetune import finetune_on_screen
@@ -18,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(control, control) similar and (perturbed, control) dissimilar pairs with a margin loss. Many GPUs: "
         "`accelerate launch -m cellshift finetune ...`."
     )
-    parser.add_argument("model", help="pre-trained model directory (`cellshift pretrain`)")
+    parser.add_argument("model", type=model_argument, help="pre-trained model directory (`cellshift pretrain`)")
     parser.add_argument("input", help="screen .h5ad with raw counts")
     parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
     parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from cellshift._io import check_model_dir, write_csv_atomic
+from cellshift._pretrained import model_argument
 from cellshift.cli._common import check_outputs, comma_list, read_counts
 from cellshift.plotting.insilico import precision_recall_curves
 from cellshift.tasks.grn_inference import GRN_METHODS, GrnSettings, infer_grn
@@ -24,7 +25,9 @@ DEFAULTS = GrnSettings()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellshift grn``."""
     parser.add_argument("inputs", nargs="+", help="raw-count .h5ad files or corpus directories")
-    parser.add_argument("--model", required=True, help="model directory (its gene table tokenises the cells)")
+    parser.add_argument(
+        "--model", required=True, type=model_argument, help="model directory (its gene table tokenises the cells)"
+    )
     parser.add_argument(
         "--methods",
         type=comma_list,

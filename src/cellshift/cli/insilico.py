@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from cellshift._io import check_model_dir, write_csv_atomic
+from cellshift._pretrained import model_argument
 from cellshift.cli._common import check_outputs, comma_list, read_counts
 from cellshift.plotting.insilico import top_shifts
 from cellshift.tasks.insilico import InsilicoSettings, insilico_perturb
@@ -26,7 +27,9 @@ DEFAULTS = InsilicoSettings()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cellshift insilico``."""
     parser.add_argument("input", help="raw-count .h5ad, or a corpus directory tokenised with the model's gene table")
-    parser.add_argument("--model", required=True, help="model directory (cellshift pretrain / finetune)")
+    parser.add_argument(
+        "--model", required=True, type=model_argument, help="model directory (cellshift pretrain / finetune)"
+    )
     genes = parser.add_mutually_exclusive_group(required=True)
     genes.add_argument("--genes", type=comma_list, help="comma-separated symbols or Ensembl IDs")
     genes.add_argument("--all-expressed", action="store_true", help="every gene expressed in the chosen cells")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from cellshift._io import check_model_dir, write_csv_atomic, write_text_atomic
+from cellshift._pretrained import model_argument
 from cellshift.analysis.response import DEFAULT_EMBEDDINGS, benchmark
 from cellshift.analysis.response.protocol import OPTION_BOUNDS
 from cellshift.cli._common import check_outputs, comma_list, read_counts, read_h5ad, read_screen
@@ -44,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="mask --deltas values with |x| >= clip (default 10)",
     )
-    parser.add_argument("--model", default=None, help="model checkpoint directory, for the model embedding")
+    parser.add_argument(
+        "--model", default=None, type=model_argument, help="model checkpoint directory, for the model embedding"
+    )
     parser.add_argument("--model-cells", default=None, help="raw-count .h5ad the model embedding averages over")
     parser.add_argument("--model-layer", type=int, default=-1, help="hidden layer of the model embedding (-1: last)")
     parser.add_argument(

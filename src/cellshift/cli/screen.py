@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from cellshift._io import check_model_dir
+from cellshift._pretrained import model_argument
 from cellshift._validate import OPEN_FRACTION, POSITIVE_INT
 from cellshift.cli._common import comma_list, positive_int_list, read_screen
 from cellshift.pipelines.screen import check_screen_dir, pick_cells, run_screen
@@ -22,7 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturbation-key", required=True, help="obs column naming each cell's perturbation")
     parser.add_argument("--control", required=True, help="label of control cells, e.g. non-targeting")
     parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--model", default=None, help="pre-trained model directory (cellshift pretrain)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        type=model_argument,
+        help="pre-trained model directory (cellshift pretrain) or packaged model name (cellshift-small-bundled)",
+    )
     parser.add_argument(
         "--finetuned",
         default=None,

@@ -2,7 +2,9 @@
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
+from cellshift._pretrained import PACKAGED_MODELS
 from cellshift.models.config import PRESETS, CellshiftConfig, config_from_preset
+from cellshift.models.loading import load_encoder, load_pretrained
 from cellshift.models.modeling import (
     IGNORE_INDEX,
     CellshiftForMaskedGeneModeling,
@@ -23,5 +25,8 @@ __all__ = [
     "CellshiftModel",
     "EncoderOutput",
     "MaskedGeneOutput",
+    "PACKAGED_MODELS",
     "config_from_preset",
+    "load_encoder",
+    "load_pretrained",
 ]

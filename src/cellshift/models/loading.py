@@ -33,6 +33,26 @@ def load_encoder(model_dir: str | os.PathLike) -> CellshiftModel:
     return encoder
 
 
+def load_pretrained(name_or_path: str | os.PathLike) -> CellshiftForMaskedGeneModeling:
+    """A pre-trained model with its masked-gene head, by the name of a packaged model or a directory.
+
+    Parameters
+    ----------
+    name_or_path
+        A name of :data:`cellshift._pretrained.PACKAGED_MODELS` (e.g. ``"cellshift-small-bundled"``,
+        trained by this project on the bundled corpora; see its ``MODEL_CARD.md``) or a directory
+        from ``cellshift pretrain``.
+
+    Returns
+    -------
+    CellshiftForMaskedGeneModeling
+        The model, with its gene table (``model.gene_table``).
+    """
+    model_dir = check_model_dir(name_or_path)
+    with _quiet_loading():
+        return CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
+
+
 @contextmanager
 def _quiet_loading() -> Iterator[None]:
     """Hide transformers' per-weight loading progress bar (a saved cellshift model loads whole)."""

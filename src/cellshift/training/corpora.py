@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from datasets import concatenate_datasets
 
 from cellshift._io import write_text_atomic
@@ -92,10 +94,31 @@ def save_split(path: Path, cells: TrainingCells, heldout_rows: np.ndarray) -> No
     write_text_atomic(path, json.dumps(record))
 
 
-def heldout_rows_of(split_path: Path, corpus_path: str | os.PathLike, n_cells: int) -> np.ndarray | None:
-    """Held-out cells of ``corpus_path`` from a model's split file; ``None`` if it was not a training corpus."""
+def heldout_rows_of(
+    split_path: Path,
+    corpus_path: str | os.PathLike,
+    n_cells: int,
+    cell_ids: Callable[[], Sequence[str]] | None = None,
+) -> np.ndarray | None:
+    """Held-out cells of ``corpus_path`` from a model's split file; ``None`` if it was not a training corpus.
+
+    A corpus is recognised by its path, or, for an entry that lists ``heldout_cell_ids`` (a model
+    packaged with cellshift, whose corpora were made elsewhere), by its number of cells and the IDs
+    of its held-out cells among ``cell_ids()`` (the corpus's ``cell_id`` column; read only then).
+    """
     if not split_path.exists():
         return None
+    resolved = str(Path(corpus_path).resolve())
+    for corpus in json.loads(split_path.read_text()):
+        if corpus["n_cells"] != n_cells:
+            continue
+        if corpus.get("path") == resolved:
+            return np.asarray(corpus["heldout"], dtype=np.int64)
+        if corpus.get("heldout_cell_ids") and cell_ids is not None:
+            rows = pd.Index(list(cell_ids())).get_indexer(corpus["heldout_cell_ids"])
+            if (rows >= 0).all():
+                return np.sort(rows).astype(np.int64)
+    return None
     resolved = str(Path(corpus_path).resolve())
     for corpus in json.loads(split_path.read_text()):
         if corpus["path"] == resolved and corpus["n_cells"] == n_cells:

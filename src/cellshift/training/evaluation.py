@@ -223,7 +223,7 @@ def evaluate_model_dir(
         )
     split_file = model_dir / TRAINING_DIR / SPLIT_FILE
     n_cells = cells.corpora[0]["n_cells"]
-    heldout = heldout_rows_of(split_file, corpus, n_cells)
+    heldout = heldout_rows_of(split_file, corpus, n_cells, cell_ids=lambda: cells.dataset["cell_id"])
     vocab_size = model.config.vocab_size
     if heldout is not None:
         rows = heldout
