@@ -167,6 +167,13 @@ CASES = [
     ("screen {d}/screen.h5ad $S --out {o}/new --umap MYC", "UMAP perturbation(s) ['MYC'] (--umap) are not scored"),
     ("screen {d}/screen.h5ad $S --out {o}/new --gene-sets nonsense", "nonsense"),
     ("score {d}/screen.h5ad $S --embedding pca --metrics edistance,cosine --out {o}/s.csv", "cosine"),
+    # priors: nothing to build, unknown or unreadable sources, sizes outside their meaning
+    ("priors build --out {o}/priors", "no prior source given"),
+    ("priors build --grn nosuch --out {o}/priors", "neither a bundled network"),
+    ("priors build --grn dorothea --dim 0 --out {o}/priors", "--dim: must be an integer >= 1"),
+    ("priors build --families hgnc --min-correlation 1.5 --out {o}/priors", "--min-correlation: must be"),
+    ("priors build --promoter {d}/promoters.fa --out {o}/priors", "holds a recognisable gene ID"),
+    ("priors build --families hgnc --out {o}/old.csv", "{o}/old.csv already exists"),
     # options that do not fit together
     ("embed {d}/screen.h5ad --method model --out {o}/e.h5ad", "--method model needs --model"),
     ("embed {d}/screen.h5ad --method umap --out {o}/e.h5ad", "umap"),
@@ -202,6 +209,7 @@ def inputs(tmp_path_factory):
     (folder / "model").mkdir()
     (folder / "model" / "config.json").write_text("{}")  # passes the check that a model is saved; never loaded
     (folder / "corpus").mkdir()
+    (folder / "promoters.fa").write_text(">promoter_1 chr1\nACGTACGTAAAACCCGGGTT\n")  # no gene ID in the header
     return folder
 
 

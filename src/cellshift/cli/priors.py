@@ -32,15 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--promoter", default=None, metavar="FILE", help="table of promoter vectors or a FASTA")
     parser.add_argument("--out", required=True, metavar="PRIORS_DIR", help="directory to create")
-    parser.add_argument("--dim", type=int, default=DEFAULTS.dim, help="dimension of each source's vectors")
+    parser.add_argument(
+        "--dim", type=PriorSettings.BOUNDS["dim"].parse, default=DEFAULTS.dim, help="dimension of each source's vectors"
+    )
     parser.add_argument("--method", default=DEFAULTS.method, choices=list(GRAPH_METHODS), help="graph embedding")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--seed", type=PriorSettings.BOUNDS["seed"].parse, default=DEFAULTS.seed)
     parser.add_argument("--confidence", default=DEFAULTS.confidence, help="DoRothEA confidence levels kept")
     parser.add_argument(
-        "--min-correlation", type=float, default=DEFAULTS.min_correlation, help="least co-expression Pearson r"
+        "--min-correlation",
+        type=PriorSettings.BOUNDS["min_correlation"].parse,
+        default=DEFAULTS.min_correlation,
+        help="least co-expression Pearson r",
     )
     parser.add_argument(
-        "--min-cells", type=int, default=DEFAULTS.min_cells, help="least cells expressing both genes of a pair"
+        "--min-cells",
+        type=PriorSettings.BOUNDS["min_cells"].parse,
+        default=DEFAULTS.min_cells,
+        help="least cells expressing both genes of a pair",
     )
     parser.add_argument(
         "--coexpression-cells",
@@ -48,8 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["all", "expressed"],
         help="correlate over all cells, or over cells expressing both genes (GeneCompass)",
     )
-    parser.add_argument("--max-genes", type=int, default=DEFAULTS.max_genes, help="most genes tested for co-expression")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULTS.chunk_size, help="cells read at a time")
+    parser.add_argument(
+        "--max-genes",
+        type=PriorSettings.BOUNDS["max_genes"].parse,
+        default=DEFAULTS.max_genes,
+        help="most genes tested for co-expression",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=PriorSettings.BOUNDS["chunk_size"].parse,
+        default=DEFAULTS.chunk_size,
+        help="cells read at a time",
+    )
     parser.add_argument("--layer", default=DEFAULTS.layer, help="layer of the .h5ad inputs holding raw counts")
     parser.add_argument("--gene-key", default=DEFAULTS.gene_key, help="var column of the .h5ad inputs with gene names")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")

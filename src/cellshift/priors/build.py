@@ -20,10 +20,12 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
 from cellshift._io import check_writable
+from cellshift._validate import NON_NEGATIVE_INT, OPEN_FRACTION, POSITIVE_INT, Bounds, at_least, check_options
 from cellshift.priors._genes import file_sha256, human_ensembl_lookup
 from cellshift.priors.cells import corpus_files
 from cellshift.priors.coexpression import coexpression_pairs
@@ -81,6 +83,18 @@ class PriorSettings:
     chunk_size: int = 2048
     layer: str | None = None
     gene_key: str | None = None
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "dim": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT,
+        "min_correlation": OPEN_FRACTION,
+        "min_cells": POSITIVE_INT,
+        "max_genes": at_least(2, "co-expression needs at least 2 genes"),
+        "chunk_size": POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass(frozen=True)
