@@ -3,7 +3,8 @@
 Copies the weights, config and gene table of one ablation run into
 ``src/cellshift/datasets/files/models/<name>/``, with its training settings, the held-out cells of
 its corpora as cell IDs (so ``cellshift evaluate`` finds them in a corpus re-tokenised anywhere)
-and a model card (``MODEL_CARD.md``) holding the data, the settings and the evaluation of the run.
+and a model card (``MODEL_CARD.md``) holding the data, the settings and the evaluation of the
+stored weights (float16 on disk, half the size; loaded as float32).
 
     PYTHONPATH=src python scripts/package_model.py benchmarks/_work/ablation/base_seed0_frac1
 """
@@ -15,11 +16,15 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from cellshift._io import write_text_atomic
 from cellshift._pretrained import PACKAGED_MODELS, PACKAGED_MODELS_DIR
+from cellshift.models import CellshiftForMaskedGeneModeling
 from cellshift.training.corpora import open_corpora
+from cellshift.training.evaluation import evaluate_model_dir
 
-COPIED = ("config.json", "model.safetensors", "gene_table.tsv.gz")
+SPLIT = "heldout_cells.json"
 CORPUS_NAMES = {"kang": "kang2018_pbmc", "pancreas": "pancreas_mouse", "baron": "baron2016_pancreas"}
 
 
@@ -34,7 +39,7 @@ def heldout_by_cell_id(split_file: Path) -> list[dict]:
     return entries
 
 
-def model_card(name: str, result: dict, settings: dict, size_mib: float) -> str:
+def model_card(name: str, result: dict, settings: dict, size_mib: float, seconds: float) -> str:
     """The model card: what the model is, how it was trained, how it scores."""
     lines = ["| held-out cells | hits@10 model | hits@10 frequency | Spearman@100 model | Spearman@100 frequency |"]
     lines.append("|---|---:|---:|---:|---:|")
@@ -55,10 +60,10 @@ orthologs), gene medians from these corpora. It is arm `{result["arm"]}`, seed {
 
 {result["steps"]} AdamW steps of {settings["batch_size"]} cells, {settings["max_length"]} tokens per cell,
 peak learning rate {settings["learning_rate"]}, 15% of genes masked, 5% of every corpus held out;
-one CPU thread, {result["pretrain_seconds"]:.0f} s.
+one CPU thread, {seconds:.0f} s (shared 2-core machine).
 All settings: `training/settings.json`. Held-out cells: `training/heldout_cells.json` (by cell ID).
 
-## Evaluation (held-out cells, 300 per corpus)
+## Evaluation (held-out cells, 300 per corpus; the stored float16 weights, loaded as float32)
 
 {table}
 
@@ -85,18 +90,36 @@ def main() -> None:
     model, out = args.run / "model", PACKAGED_MODELS_DIR / args.name
     if out.exists():
         shutil.rmtree(out)
-    (out / "training").mkdir(parents=True)
-    for name in COPIED:
-        shutil.copy2(model / name, out / name)
+    save_half_precision(model, out)
+    (out / "training").mkdir()
     settings_file = model / "training" / "settings.json"
     shutil.copy2(settings_file, out / "training" / "settings.json")
-    entries = heldout_by_cell_id(model / "training" / "heldout_cells.json")
-    write_text_atomic(out / "training" / "heldout_cells.json", json.dumps(entries))
+    entries = heldout_by_cell_id(model / "training" / SPLIT)
+    write_text_atomic(out / "training" / SPLIT, json.dumps(entries))
+    trained_on = {Path(c["path"]).name: c["path"] for c in json.loads((model / "training" / SPLIT).read_text())}
+    stored = {
+        species: evaluate_model_dir(out, trained_on[corpus], max_cells=300, progress=False)
+        for species, corpus in (("human", "kang"), ("mouse", "pancreas"))
+    }
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file()) / 2**20
     result = json.loads((args.run / "result.json").read_text())
-    card = model_card(args.name, result, json.loads(settings_file.read_text()), size)
+    for species, table in stored.items():  # the card reports the stored (float16) weights
+        for side in ("model", "frequency"):
+            result[f"{species}_hits@10_{side}"] = float(table.loc[side, "hits@10"])
+            result[f"{species}_spearman@100_{side}"] = float(table.loc[side, "spearman@100"])
+    seconds = float(pd.read_csv(model / "training" / "loss.csv")["seconds"].iloc[-1])
+    card = model_card(args.name, result, json.loads(settings_file.read_text()), size, seconds)
     write_text_atomic(out / "MODEL_CARD.md", card)
     print(f"{out}: {size:.1f} MiB")
+
+
+def save_half_precision(model_dir: Path, out: Path) -> None:
+    """The model saved with float16 weights (half the size) and a config that loads them as float32."""
+    model = CellshiftForMaskedGeneModeling.from_pretrained(model_dir)
+    model.half().save_pretrained(out)
+    config = json.loads((out / "config.json").read_text())
+    config["dtype"] = "float32"
+    write_text_atomic(out / "config.json", json.dumps(config, indent=2))
 
 
 if __name__ == "__main__":
