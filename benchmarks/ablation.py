@@ -202,18 +202,42 @@ def _macro_f1(result) -> float:
     return float(result.metrics.loc[result.metrics["fold"] == "all", "macro_f1"].iloc[0])
 
 
+MEASURES = {
+    "human_hits@10_model": "hits@10 human",
+    "mouse_hits@10_model": "hits@10 mouse",
+    "human_spearman@100_model": "Spearman@100 human",
+    "mouse_spearman@100_model": "Spearman@100 mouse",
+    "annotation_kang_f1": "annotation F1 Kang",
+    "annotation_human_to_mouse_f1": "annotation F1 human->mouse",
+    "dosage_auroc": "dosage AUROC",
+    "grn_auprc": "GRN AUPRC",
+}
+
+
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per arm (full corpus): mean and seed-to-seed spread (max - min) of every measurement, and the change vs base."""
+    """Per arm (whole corpus): mean ± half the seed-to-seed range of every measure; the baselines last."""
     full = rows[rows["fraction"] == 1.0]
-    measures = [c for c in rows.columns if c not in ("arm", "seed", "fraction", "steps", "pretrain_seconds")]
-    mean, spread = full.groupby("arm")[measures].mean(), full.groupby("arm")[measures].agg(lambda v: v.max() - v.min())
-    table = pd.DataFrame(index=[a for a in ARMS if a in mean.index])
-    for measure in measures:
-        if measure.endswith("_frequency") or measure.endswith("_random") or measure == "dosage_coverage":
-            continue
-        table[measure] = [f"{mean.loc[a, measure]:.3f} ± {spread.loc[a, measure] / 2:.3f}" for a in table.index]
-        table[f"{measure} vs base"] = [f"{mean.loc[a, measure] - mean.loc['base', measure]:+.3f}" for a in table.index]
+    grouped = full.groupby("arm")[list(MEASURES)]
+    mean, half_range = grouped.mean(), (grouped.max() - grouped.min()) / 2
+    table = pd.DataFrame(index=[arm for arm in ARMS if arm in mean.index])
+    for measure, label in MEASURES.items():
+        table[label] = [_mean_spread(mean.loc[arm, measure], half_range.loc[arm, measure]) for arm in table.index]
+    baseline = {label: "" for label in MEASURES.values()}
+    for species in ("human", "mouse"):
+        for metric, label in (("hits@10", "hits@10"), ("spearman@100", "Spearman@100")):
+            baseline[f"{label} {species}"] = f"{full[f'{species}_{metric}_frequency'].mean():.3f}"
+    baseline["GRN AUPRC"] = f"{full['grn_auprc_random'].mean():.4f} (random)"
+    table.loc["gene-frequency baseline"] = baseline
+    table["seeds"] = [int(full["arm"].eq(arm).sum()) if arm in mean.index else "" for arm in table.index]
     return table.rename_axis("arm").reset_index()
+
+
+def _mean_spread(mean: float, spread: float) -> str:
+    """``mean ± spread`` with 3 decimals (4 below 0.01); ``n/a`` for NaN (a circular GRN score)."""
+    if np.isnan(mean):
+        return "n/a"
+    digits = 4 if abs(mean) < 0.01 else 3
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
 def scaling_plot(rows: pd.DataFrame, arm: str, path: Path) -> None:
