@@ -262,6 +262,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--scaling-arm", default="base")
+    parser.add_argument("--scaling-seeds", default=None, help="seeds of the scaling arm (default: --seeds)")
     parser.add_argument("--prior-dim", type=int, default=64)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -272,7 +273,8 @@ def main() -> None:
         prepare_corpora(ARMS[args.scaling_arm][0], fraction)
     priors_dir = prepare_priors(WORK / "corpora" / "ortholog_1" / "kang", args.prior_dim)
     runs = [(arm, seed, 1.0) for arm in args.arms.split(",") for seed in seeds]
-    runs += [(args.scaling_arm, seed, fraction) for fraction in (0.25, 0.5) for seed in seeds]
+    scaling_seeds = [int(s) for s in args.scaling_seeds.split(",")] if args.scaling_seeds else seeds
+    runs += [(args.scaling_arm, seed, fraction) for fraction in (0.25, 0.5) for seed in scaling_seeds]
     rows = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = []
