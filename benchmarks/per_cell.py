@@ -38,6 +38,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from cellshift._io import write_text_atomic
 from cellshift.analysis.cell_scores import score_cells, storey_responding_fraction
+from cellshift.analysis.differential import counts_per_10k
 from cellshift.datasets import papalexi2021
 from cellshift.embed.registry import EmbedOptions, add_cell_embedding
 
@@ -71,8 +72,7 @@ def run_mixscape(adata: ad.AnnData, seed: int) -> tuple[pd.Series, float]:
 
 def per_target(adata: ad.AnnData, calls: dict[str, pd.Series]) -> pd.DataFrame:
     """Per target: fraction called by each method, kappa, and knock-down in called vs not called cells."""
-    counts = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
-    per_10k = counts / counts.sum(axis=1, keepdims=True) * 1e4
+    per_10k = counts_per_10k(adata).toarray()
     labels = adata.obs[KEY].astype(str).to_numpy()
     rows = []
     for target in sorted(set(labels) - {CONTROL}):

@@ -180,6 +180,7 @@ def score_cells(
         )
     values = get_embedding(adata, embedding)
     adata = adata.copy() if copy else adata
+    controls = values[screen.control_mask]
     score, pvalue, qvalue = (np.full(adata.n_obs, np.nan) for _ in range(3))
     rows = []
     for index, group in enumerate(screen.groups):
@@ -187,7 +188,7 @@ def score_cells(
         if cells.size < 2 * n_folds:
             continue
         rng = np.random.default_rng([seed, CELL_FOLD_STREAM, index])
-        result = score_group_cells(values[cells], values[screen.control_mask], n_folds=n_folds, rng=rng)
+        result = score_group_cells(values[cells], controls, n_folds=n_folds, rng=rng)
         score[cells], pvalue[cells] = result.score, result.pvalue
         qvalue[cells] = false_discovery_control(result.pvalue, method="bh")
         rows.append(_group_summary(group, result, qvalue[cells], fdr))
