@@ -17,6 +17,7 @@ from pathlib import Path
 from cellshift._io import check_model_dir, write_csv_atomic
 from cellshift._pretrained import model_argument
 from cellshift.cli._common import check_outputs, comma_list, read_counts
+from cellshift.cli._finetuning import FINETUNING, add_classifier_training_options
 from cellshift.plotting.annotation import confusion_matrices
 from cellshift.tasks.annotation import AnnotationSettings, annotate
 from cellshift.tasks.cell_labels import read_label_map
@@ -27,7 +28,6 @@ from cellshift.training import ClassifierSettings
 OUTPUTS = {"predictions": "predictions.csv", "metrics": "metrics.csv", "per_class": "per_class.csv"}
 FIGURE = "confusion.png"
 DEFAULTS = AnnotationSettings(label_key="")
-FINETUNING = ClassifierSettings()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,19 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_finetuning_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of methods ``model-frozen`` and ``model`` (fine-tuning), with :class:`ClassifierSettings`' defaults."""
     group = parser.add_argument_group("methods model-frozen and model (fine-tuning)")
+    add_classifier_training_options(group)
     bounds = ClassifierSettings.BOUNDS
-    group.add_argument(
-        "--freeze-layers",
-        type=bounds["freeze_layers"].parse,
-        default=FINETUNING.freeze_layers,
-        help="lowest encoder layers kept frozen",
-    )
-    group.add_argument(
-        "--epochs", type=bounds["epochs"].parse, default=FINETUNING.epochs, help="passes over the training cells"
-    )
-    group.add_argument(
-        "--max-steps", type=bounds["max_steps"].parse, default=FINETUNING.max_steps, help="stop after N steps instead"
-    )
     group.add_argument(
         "--batch-size",
         type=bounds["batch_size"].parse,
@@ -98,12 +87,6 @@ def _add_finetuning_arguments(parser: argparse.ArgumentParser) -> None:
         type=bounds["max_length"].parse,
         default=None,
         help="tokens per cell (default: the model's input size)",
-    )
-    group.add_argument(
-        "--learning-rate",
-        type=bounds["learning_rate"].parse,
-        default=FINETUNING.learning_rate,
-        help="AdamW, constant",
     )
     group.add_argument(
         "--validation-fraction",

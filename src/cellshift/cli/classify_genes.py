@@ -16,6 +16,7 @@ from pathlib import Path
 from cellshift._io import check_model_dir, write_csv_atomic
 from cellshift._validate import FOLDS, NON_NEGATIVE_INT, POSITIVE_INT
 from cellshift.cli._common import check_outputs, comma_list, read_counts
+from cellshift.cli._finetuning import add_classifier_training_options
 from cellshift.datasets import kang2018_pbmc
 from cellshift.plotting.gene_classification import gene_classification_roc
 from cellshift.tasks.gene_classification import DEFAULT_METHODS, NEEDS_CELLS, classify_genes
@@ -23,7 +24,6 @@ from cellshift.tasks.gene_label_table import gene_labels
 from cellshift.training import ClassifierSettings
 
 BUNDLED_LABELS = "dosage"
-FINETUNING = ClassifierSettings()
 OUTPUTS = {"scores": "scores.csv", "summary": "summary.csv", "predictions": "predictions.csv", "roc": "roc.png"}
 
 
@@ -66,25 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group = parser.add_argument_group("fine-tuning (method model-finetuned)")
     group.add_argument("--finetune", action="store_true", help="also fine-tune --model per fold (token classification)")
-    bounds = ClassifierSettings.BOUNDS
-    group.add_argument(
-        "--freeze-layers",
-        type=bounds["freeze_layers"].parse,
-        default=FINETUNING.freeze_layers,
-        help="lowest encoder layers kept frozen",
-    )
-    group.add_argument(
-        "--epochs", type=bounds["epochs"].parse, default=FINETUNING.epochs, help="passes over the training cells"
-    )
-    group.add_argument(
-        "--max-steps", type=bounds["max_steps"].parse, default=FINETUNING.max_steps, help="stop after N steps instead"
-    )
-    group.add_argument(
-        "--learning-rate",
-        type=bounds["learning_rate"].parse,
-        default=FINETUNING.learning_rate,
-        help="AdamW, constant",
-    )
+    add_classifier_training_options(group)
     parser.add_argument("--out", required=True, help="folder for scores.csv, summary.csv, predictions.csv, roc.png")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
