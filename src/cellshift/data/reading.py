@@ -19,6 +19,15 @@ from scipy import sparse
 from cellshift.data.checks import check_raw_counts
 
 
+def float_counts(counts: sparse.spmatrix) -> sparse.csr_matrix:
+    """``counts`` as CSR float64 without explicit zeros (a copy unless it is already so)."""
+    block = counts.tocsr().astype(np.float64, copy=False)
+    if block is counts:
+        block = block.copy()
+    block.eliminate_zeros()
+    return block
+
+
 class CountReader:
     """Row-chunk access to counts in ``X`` or a layer of an AnnData (in memory, backed or a path).
 
@@ -90,13 +99,14 @@ class CountReader:
             return ad.io.sparse_dataset(element)
         return element
 
-    def read_rows(self, start: int, stop: int) -> sparse.csr_matrix:
-        """Counts of cells ``start:stop`` as CSR float64 (explicit zeros removed)."""
+    def read_rows(self, start: int, stop: int, *, as_stored: bool = False) -> sparse.csr_matrix:
+        """Counts of cells ``start:stop`` as CSR float64 (explicit zeros removed; :func:`float_counts`).
+
+        ``as_stored``: CSR in the stored dtype, explicit zeros kept (for code that converts as it reads).
+        """
         block = self._matrix[start:stop]
         block = sparse.csr_matrix(block) if not sparse.issparse(block) else block.tocsr()
-        block = block.astype(np.float64, copy=False)
-        block.eliminate_zeros()
-        return block
+        return block if as_stored else float_counts(block)
 
     def check_first_rows(self, n_rows: int) -> None:
         """Refuse an input whose first ``n_rows`` cells are not raw counts, before any long work.

@@ -12,8 +12,16 @@ import numpy as np
 from scipy import sparse
 
 from cellshift.data.checks import check_raw_counts
+from cellshift.data.reading import float_counts
+from cellshift.tokenize.kernel import encode_rows_compiled
 from cellshift.tokenize.plan import GenePlan, InputGenes
-from cellshift.tokenize.rank import TARGET_SUM, EncodedCells, add_special_tokens, rank_value_encode
+from cellshift.tokenize.rank import (
+    TARGET_SUM,
+    EncodedCells,
+    add_special_tokens,
+    rank_value_encode,
+    uses_compiled_kernel,
+)
 
 DROP_REASONS = ("too_few_genes", "no_counts", "no_vocabulary_genes")
 
@@ -53,14 +61,19 @@ def encode_block(
     layers: list[str] | None = None,
     kernel: str = "auto",
 ) -> EncodedBlock:
-    """Tokenise a block of cells (rows of ``counts``, all input genes as columns).
+    """Tokenise a block of cells (rows of ``counts``, all input genes as columns, raw counts as stored).
 
     Cells are dropped, and counted per reason, when they express fewer than
     ``settings.min_genes`` input genes, have a total of 0, or express no vocabulary gene.
     ``totals`` (e.g. from ``obs['n_counts']``) default to the sum over all input genes. Values are
     computed when ``settings.values``; ``kernel`` picks the implementation (see
-    :func:`~cellshift.tokenize.rank.rank_value_encode`).
+    :func:`~cellshift.tokenize.rank.rank_value_encode`): the compiled kernel does all of this in
+    one pass per cell (:func:`~cellshift.tokenize.kernel.encode_rows_compiled`), the numpy path
+    step by step, with identical results.
     """
+    if uses_compiled_kernel(kernel):
+        return _encode_block_compiled(counts, plan, settings, special_ids, totals, where, layers)
+    counts = float_counts(counts)
     check_raw_counts(counts.data, where=where, layers=layers)
     if totals is None:
         totals = np.asarray(counts.sum(axis=1)).ravel()
@@ -92,6 +105,30 @@ def encode_block(
     if special_ids:
         cells = add_special_tokens(cells, cls_id=special_ids[0], eos_id=special_ids[1])
     return EncodedBlock(cells, kept_rows, dropped)
+
+
+def _encode_block_compiled(counts, plan, settings, special_ids, totals, where, layers) -> EncodedBlock:
+    counts = counts if sparse.issparse(counts) else sparse.csr_matrix(counts)
+    input_ids, values, offsets, status, bad = encode_rows_compiled(
+        counts.tocsr(),
+        plan.column_of_input,
+        plan.medians,
+        plan.token_ids,
+        shared_columns=plan.shares_columns,
+        totals=totals,
+        min_genes=settings.min_genes,
+        max_genes=settings.max_length - (2 if special_ids else 0),
+        target_sum=settings.target_sum,
+        with_values=settings.values,
+        special_ids=special_ids,
+    )
+    if bad >= 0:
+        check_raw_counts(np.asarray(counts.data), where=where, layers=layers)  # raises, saying what is wrong
+        raise ValueError(f"{where} holds {counts.data[bad]!r}, which is not a raw count")
+    kept_rows = np.flatnonzero(status == 0)
+    dropped = {reason: int((status == code).sum()) for code, reason in enumerate(DROP_REASONS, start=1)}
+    kept_offsets = np.concatenate([[0], offsets[kept_rows + 1]]).astype(np.int64)
+    return EncodedBlock(EncodedCells(input_ids, values, kept_offsets), kept_rows, dropped)
 
 
 def encode_species_block(

@@ -6,12 +6,15 @@ For each cell c, over its stored entries (gene column g, raw count x_cg), with t
     score      = normalised / median_g
 
 The entries are ordered by descending score, equal scores by ascending token ID, the order of
-the numpy path (:func:`cellshift.tokenize.rank.rank_value_encode`). The sort is a bucket sort:
-a positive float64's bit pattern, read as an integer, grows with the number, so its top bits
-(exponent and leading mantissa bits, as many as keep at most ~2 buckets per entry) name a
-bucket; a counting pass puts the entries in bucket order, then each bucket is sorted exactly by
-(score, token): by insertion when small, by quicksort and a pass over equal runs when large.
-This costs a few passes over the row instead of a comparison sort's log2(n) passes.
+the numpy path (:func:`cellshift.tokenize.rank.rank_value_encode`). The sort is a bucket sort
+(:func:`_order_cell`): a positive float64's bit pattern, read as an integer, grows with the
+number, so its top bits (exponent and leading mantissa bits, as many as give ~4 buckets per
+entry) name a bucket. A counting pass copies each entry's (score, token, position) into its
+bucket, highest scores first; the array is then sorted except within buckets, which hold one or
+two entries, and one insertion-sort pass over the whole array finishes it (a few moves per cell).
+A bucket of more than 32 entries (many equal scores, e.g. equal medians) is sorted on its own
+by two stable merge sorts instead, so no cell costs quadratic time. This costs a few passes over
+the row instead of a comparison sort's log2(n) passes: ~12 ns per expressed gene on one core.
 
 The first ``max_genes`` token IDs are written, with their normalised values when values are asked
 for; ``log1p`` of those is taken by numpy afterwards, over all cells at once (numpy's vectorised
@@ -23,6 +26,7 @@ operation, so scores and values are bit-identical. numba is optional: without it
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 try:
     import numba
@@ -30,152 +34,225 @@ except ImportError:  # numba is optional; the numpy path needs nothing compiled
     numba = None
 
 HAVE_NUMBA = numba is not None
-MAX_BUCKETS = 4096
-SMALL_BUCKET = 32  # buckets up to this size are insertion-sorted
+MAX_BUCKETS = 16_384
+BUCKETS_PER_ENTRY = 4
+SMALL_BUCKET = 32  # larger buckets are merge-sorted on their own
 
 
-def _precedes(score: np.ndarray, tokens: np.ndarray, a: int, b: int) -> bool:
-    """Whether entry ``a`` comes before entry ``b``: higher score, or equal score and lower token."""
-    return score[a] > score[b] or (score[a] == score[b] and tokens[a] < tokens[b])
+def _insertion_sort(score: np.ndarray, tokens: np.ndarray, entry: np.ndarray, start: int, stop: int) -> None:
+    """Sort ``start:stop`` of the three parallel arrays by descending score, then ascending token."""
+    for k in range(start + 1, stop):
+        moving_score, moving_token, moving_entry = score[k], tokens[k], entry[k]
+        j = k - 1
+        while j >= start and (moving_score > score[j] or (moving_score == score[j] and moving_token < tokens[j])):
+            score[j + 1], tokens[j + 1], entry[j + 1] = score[j], tokens[j], entry[j]
+            j -= 1
+        score[j + 1], tokens[j + 1], entry[j + 1] = moving_score, moving_token, moving_entry
 
 
-def _sort_bucket(order: np.ndarray, start: int, stop: int, score: np.ndarray, tokens: np.ndarray) -> None:
-    """Sort ``order[start:stop]`` (entry numbers) by descending score, then ascending token, in place."""
-    if stop - start <= SMALL_BUCKET:
-        for k in range(start + 1, stop):
-            entry = order[k]
-            j = k - 1
-            while j >= start and _precedes(score, tokens, entry, order[j]):
-                order[j + 1] = order[j]
-                j -= 1
-            order[j + 1] = entry
-        return
-    members = order[start:stop].copy()
-    by_score = members[np.argsort(-score[members])]
-    run_start = 0
-    while run_start < len(by_score):  # equal scores: one more (small) sort by token
-        run_stop = run_start + 1
-        while run_stop < len(by_score) and score[by_score[run_stop]] == score[by_score[run_start]]:
-            run_stop += 1
-        run = by_score[run_start:run_stop]
-        by_score[run_start:run_stop] = run[np.argsort(tokens[run])]
-        run_start = run_stop
-    order[start:stop] = by_score
+def _sort_large_bucket(score: np.ndarray, tokens: np.ndarray, entry: np.ndarray, start: int, stop: int) -> None:
+    """The order of :func:`_insertion_sort` for a large range: stable sort by token, then by descending score."""
+    by_token = np.argsort(tokens[start:stop], kind="mergesort")
+    window_score = score[start:stop][by_token]
+    by_score = by_token[np.argsort(-window_score, kind="mergesort")]
+    score[start:stop] = score[start:stop][by_score]
+    tokens[start:stop] = tokens[start:stop][by_score]
+    entry[start:stop] = entry[start:stop][by_score]
 
 
-def _rank_order(score: np.ndarray, tokens: np.ndarray, order: np.ndarray, bucket_end: np.ndarray) -> None:
-    """Fill ``order`` with the entries ``0..len(score)-1`` by descending score, ties by ascending token."""
+def _order_cell(score, tokens, sorted_score, sorted_tokens, sorted_entry, bucket_end) -> None:
+    """Fill ``sorted_*`` (length n) with the n entries by descending score, ties by ascending token.
+
+    ``sorted_entry[k]`` is the position in ``score`` of the k-th entry; ``bucket_end`` is scratch
+    space of ``MAX_BUCKETS + 1`` integers.
+    """
     n = len(score)
     bits = score.view(np.int64)
-    low, high = bits.min(), bits.max()
-    n_buckets_max = max(64, min(MAX_BUCKETS, 2 * n))
-    shift = 40
-    while (high >> shift) - (low >> shift) >= n_buckets_max:
+    low, high = bits[0], bits[0]
+    for k in range(1, n):
+        low, high = min(low, bits[k]), max(high, bits[k])
+    most_buckets = max(64, min(MAX_BUCKETS, BUCKETS_PER_ENTRY * n))
+    shift = 0
+    while (high >> shift) - (low >> shift) >= most_buckets:
         shift += 1
     top = high >> shift
     n_buckets = top - (low >> shift) + 1
     bucket_end[: n_buckets + 1] = 0
     for k in range(n):  # highest scores in bucket 0
         bucket_end[top - (bits[k] >> shift) + 1] += 1
+    largest = 0
     for b in range(n_buckets):
+        largest = max(largest, bucket_end[b + 1])
         bucket_end[b + 1] += bucket_end[b]
     for k in range(n):
         b = top - (bits[k] >> shift)
-        order[bucket_end[b]] = k
-        bucket_end[b] += 1
+        slot = bucket_end[b]
+        sorted_score[slot], sorted_tokens[slot], sorted_entry[slot] = score[k], tokens[k], k
+        bucket_end[b] = slot + 1
+    if largest <= SMALL_BUCKET:
+        _insertion_sort(sorted_score, sorted_tokens, sorted_entry, 0, n)
+        return
     start = 0
     for b in range(n_buckets):
-        if bucket_end[b] - start > 1:
-            _sort_bucket(order, start, bucket_end[b], score, tokens)
+        if bucket_end[b] - start > SMALL_BUCKET:
+            _sort_large_bucket(sorted_score, sorted_tokens, sorted_entry, start, bucket_end[b])
+        elif bucket_end[b] - start > 1:
+            _insertion_sort(sorted_score, sorted_tokens, sorted_entry, start, bucket_end[b])
         start = bucket_end[b]
 
 
-def _rank_cells(indptr, indices, data, totals, medians, token_ids, max_genes, target_sum, with_values):
-    """Token IDs, normalised values and offsets of every cell of a CSR matrix (see the module docstring)."""
+def _gather_cell(indices, data, start, stop, column_of_input, slot_of_column, cell_columns, cell_counts):
+    """Check and gather one cell's stored entries ``start:stop``; return (expressed, total, m, bad).
+
+    ``expressed``: non-zero input genes; ``total``: their count sum; the first ``m`` of
+    ``cell_columns`` / ``cell_counts`` get the vocabulary columns and their counts (summed over
+    input genes sharing a column when ``slot_of_column`` is not empty: it maps a column to its
+    slot, -1 when not yet seen, and is left all -1). ``bad`` is the first entry that is not a
+    finite, non-negative integer (-1: none; the other results are then incomplete).
+    """
+    expressed, total, m = 0, 0.0, 0
+    for e in range(start, stop):
+        x = np.float64(data[e])
+        if not (x >= 0.0 and x < np.inf and x == np.floor(x)):  # NaN fails the first test
+            return expressed, total, m, e
+        if x == 0.0:
+            continue
+        expressed += 1
+        total += x
+        column = column_of_input[indices[e]]
+        if column < 0:
+            continue
+        if len(slot_of_column):
+            if slot_of_column[column] >= 0:
+                cell_counts[slot_of_column[column]] += x
+                continue
+            slot_of_column[column] = m
+        cell_columns[m], cell_counts[m] = column, x
+        m += 1
+    for k in range(m if len(slot_of_column) else 0):
+        slot_of_column[cell_columns[k]] = -1
+    return expressed, total, m, -1
+
+
+def _encode_rows(
+    indptr, indices, data, column_of_input, shared_columns, n_columns, medians, token_ids, given_totals,
+    min_genes, max_genes, target_sum, with_values, cls_id, eos_id,
+):  # fmt: skip
+    """Encode every row of a raw-count CSR block (input genes as columns) in one pass per cell.
+
+    Per cell: gather its counts (:func:`_gather_cell`; on the first stored value that is not a raw
+    count, return at once with its entry number as ``bad``), decide whether it is kept (status 0)
+    or dropped (1: fewer than ``min_genes`` expressed input genes, 2: total not > 0, 3: no
+    vocabulary gene), then rank its genes and write its tokens, between ``cls_id`` and ``eos_id``
+    when they are >= 0. Dropped cells get no tokens; ``offsets`` covers every row.
+    """
     n_cells = len(indptr) - 1
+    n_special = 2 if cls_id >= 0 else 0
+    widths = indptr[1:] - indptr[:-1]
+    widest = max(1, widths.max()) if n_cells else 1
+    capacity = np.minimum(widths, max_genes).sum() + n_special * n_cells
+    input_ids = np.empty(capacity, dtype=np.int32)
+    kept_normalised = np.zeros(capacity if with_values else 0, dtype=np.float64)
     offsets = np.zeros(n_cells + 1, dtype=np.int64)
-    widest = 0
+    status = np.zeros(n_cells, dtype=np.int8)
+    slot_of_column = np.full(n_columns if shared_columns else 0, -1, dtype=np.int64)
+    cell_columns, tokens = np.empty(widest, dtype=np.int64), np.empty(widest, dtype=np.int64)
+    cell_counts, normalised, score = np.empty(widest), np.empty(widest), np.empty(widest)
+    sorted_score, sorted_tokens = np.empty(widest), np.empty(widest, dtype=np.int64)
+    sorted_entry, bucket_end = np.empty(widest, dtype=np.int64), np.empty(MAX_BUCKETS + 1, dtype=np.int64)
+    out = 0
     for c in range(n_cells):
-        n = indptr[c + 1] - indptr[c]
-        offsets[c + 1] = offsets[c] + min(n, max_genes)
-        widest = max(widest, n)
-    input_ids = np.empty(offsets[n_cells], dtype=np.int32)
-    kept_normalised = np.empty(offsets[n_cells] if with_values else 0, dtype=np.float64)
-    normalised = np.empty(widest, dtype=np.float64)
-    score = np.empty(widest, dtype=np.float64)
-    tokens = np.empty(widest, dtype=np.int64)
-    order = np.empty(widest, dtype=np.int64)
-    bucket_end = np.empty(MAX_BUCKETS + 1, dtype=np.int64)
-    for c in range(n_cells):
-        start = indptr[c]
-        n = indptr[c + 1] - start
-        for k in range(n):
-            column = indices[start + k]
-            normalised[k] = data[start + k] / totals[c] * target_sum
-            score[k] = normalised[k] / medians[column]
-            tokens[k] = token_ids[column]
-        if n > 0:
-            _rank_order(score[:n], tokens[:n], order[:n], bucket_end)
-        out = offsets[c]
-        for k in range(offsets[c + 1] - out):
-            input_ids[out + k] = tokens[order[k]]
+        expressed, total, m, bad = _gather_cell(
+            indices, data, indptr[c], indptr[c + 1], column_of_input, slot_of_column, cell_columns, cell_counts
+        )
+        if bad >= 0:
+            return input_ids[:0], kept_normalised[:0], offsets, status, bad
+        if len(given_totals):
+            total = given_totals[c]
+        status[c] = 1 if expressed < min_genes else 2 if not total > 0 else 3 if m == 0 else 0
+        if status[c] == 0:
+            for k in range(m):
+                normalised[k] = cell_counts[k] / total * target_sum
+                score[k] = normalised[k] / medians[cell_columns[k]]
+                tokens[k] = token_ids[cell_columns[k]]
+            _order_cell(score[:m], tokens[:m], sorted_score[:m], sorted_tokens[:m], sorted_entry[:m], bucket_end)
+            first = out + (n_special > 0)
+            kept = min(m, max_genes)
+            input_ids[first : first + kept] = sorted_tokens[:kept]
             if with_values:
-                kept_normalised[out + k] = normalised[order[k]]
-    return input_ids, kept_normalised, offsets
+                for k in range(kept):
+                    kept_normalised[first + k] = normalised[sorted_entry[k]]
+            if n_special:
+                input_ids[out], input_ids[first + kept] = cls_id, eos_id
+            out = first + kept + (n_special > 0)
+        offsets[c + 1] = out
+    return input_ids[:out], kept_normalised[: out if with_values else 0], offsets, status, -1
 
 
 if HAVE_NUMBA:
-    _precedes = numba.njit(cache=True, nogil=True, inline="always")(_precedes)
-    _sort_bucket = numba.njit(cache=True, nogil=True)(_sort_bucket)
-    _rank_order = numba.njit(cache=True, nogil=True)(_rank_order)
-    _rank_cells = numba.njit(cache=True, nogil=True)(_rank_cells)
+    _insertion_sort = numba.njit(cache=True, nogil=True, inline="always")(_insertion_sort)
+    _sort_large_bucket = numba.njit(cache=True, nogil=True)(_sort_large_bucket)
+    _order_cell = numba.njit(cache=True, nogil=True)(_order_cell)
+    _gather_cell = numba.njit(cache=True, nogil=True, inline="always")(_gather_cell)
+    _encode_rows = numba.njit(cache=True, nogil=True)(_encode_rows)
 
 
-def rank_cells_compiled(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    data: np.ndarray,
-    totals: np.ndarray,
+def encode_rows_compiled(
+    counts: sparse.csr_matrix,
+    column_of_input: np.ndarray,
     medians: np.ndarray,
     token_ids: np.ndarray,
     *,
+    shared_columns: bool,
+    totals: np.ndarray | None,
+    min_genes: int,
     max_genes: int,
     target_sum: float,
     with_values: bool,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Rank-value encode the rows of a CSR matrix with the compiled kernel.
+    special_ids: tuple[int, int] | None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, int]:
+    """Encode the rows of a raw-count block with the compiled kernel (see :func:`_encode_rows`).
 
     Parameters
     ----------
-    indptr, indices, data
-        The CSR arrays (cells x vocabulary columns, raw counts, no duplicate entries in a row).
-    totals
-        Total counts of each cell.
+    counts
+        Cells x input genes, as stored (any numeric dtype; explicit zeros allowed).
+    column_of_input
+        Vocabulary column of each input gene (-1: not in the vocabulary).
     medians, token_ids
         Median and token ID of each column.
-    max_genes
-        Tokens kept per cell.
-    target_sum
-        Counts per cell after normalisation.
-    with_values
-        Also return ``log1p(normalised)`` of each kept token.
+    shared_columns
+        Whether several input genes go to one column (their counts are then summed).
+    totals
+        Each cell's total (e.g. ``obs['n_counts']``); ``None``: the sum over all input genes.
+    min_genes, max_genes, target_sum, with_values, special_ids
+        As in :class:`~cellshift.tokenize.encode.TokenizeSettings`; ``special_ids``: ``(<cls>, <eos>)``.
 
     Returns
     -------
-    Token IDs (int32), values (float32, or ``None``) and offsets (int64, one more than cells).
+    Token IDs (int32), values (float32 ``log1p(normalised)``, or ``None``), offsets over all
+    rows (int64; dropped rows hold no tokens), status of each row (0 kept, 1 too few genes,
+    2 no counts, 3 no vocabulary gene), and the first entry that is not a raw count (-1: none).
     """
     if not HAVE_NUMBA:
         raise RuntimeError("numba is not installed; use kernel='numpy' (pip install numba for the compiled kernel)")
-    input_ids, kept_normalised, offsets = _rank_cells(
-        np.ascontiguousarray(indptr, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int64),
-        np.ascontiguousarray(data, dtype=np.float64),
-        np.ascontiguousarray(totals, dtype=np.float64),
+    cls_id, eos_id = special_ids if special_ids else (-1, -1)
+    input_ids, kept_normalised, offsets, status, bad = _encode_rows(
+        np.ascontiguousarray(counts.indptr, dtype=np.int64),
+        np.ascontiguousarray(counts.indices),
+        np.ascontiguousarray(counts.data),
+        np.ascontiguousarray(column_of_input, dtype=np.int64),
+        bool(shared_columns),
+        len(medians),
         np.ascontiguousarray(medians, dtype=np.float64),
         np.ascontiguousarray(token_ids, dtype=np.int64),
+        np.zeros(0) if totals is None else np.ascontiguousarray(totals, dtype=np.float64),
+        int(min_genes),
         int(max_genes),
         float(target_sum),
         bool(with_values),
+        int(cls_id),
+        int(eos_id),
     )
     values = np.log1p(kept_normalised).astype(np.float32) if with_values else None
-    return input_ids, values, offsets
+    return input_ids, values, offsets, status, int(bad)

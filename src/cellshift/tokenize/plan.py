@@ -38,6 +38,11 @@ class GenePlan:
     token_ids: np.ndarray
     medians: np.ndarray
 
+    @property
+    def shares_columns(self) -> bool:
+        """Whether several input genes go to one column (their counts are summed)."""
+        return int((self.column_of_input >= 0).sum()) > len(self.column_genes)
+
     def to_columns(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
         """Counts (cells x input genes) as cells x columns; input genes sharing a column are summed.
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from cellshift.tokenize.kernel import HAVE_NUMBA, rank_cells_compiled
+from cellshift.tokenize.kernel import HAVE_NUMBA, encode_rows_compiled
 
 TARGET_SUM = 10_000.0
 KERNELS = ("auto", "numba", "numpy")
@@ -83,20 +83,23 @@ def rank_value_encode(
         ``numba`` (compiled, one cell at a time), ``numpy`` (vectorised over the cells) or
         ``auto`` (numba when it is installed).
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if kernel == "numba" or (kernel == "auto" and HAVE_NUMBA):
-        input_ids, values, offsets = rank_cells_compiled(
-            counts.indptr,
-            counts.indices,
-            counts.data,
-            totals,
+    if uses_compiled_kernel(kernel):
+        n_columns = len(medians)
+        input_ids, values, offsets, _, bad = encode_rows_compiled(
+            counts,
+            np.arange(n_columns),
             medians,
             token_ids,
+            shared_columns=False,
+            totals=totals,
+            min_genes=0,
             max_genes=max_genes,
             target_sum=target_sum,
             with_values=with_values,
+            special_ids=None,
         )
+        if bad >= 0:
+            raise ValueError(f"counts hold {counts.data[bad]!r} (stored entry {bad}): not a raw count")
         return EncodedCells(input_ids, values, offsets)
     genes_per_cell = np.diff(counts.indptr)
     # same operations in the same order as Geneformer, so scores are bit-identical to its own
@@ -111,6 +114,13 @@ def rank_value_encode(
         values=np.log1p(normalised[ranked]).astype(np.float32) if with_values else None,
         offsets=offsets,
     )
+
+
+def uses_compiled_kernel(kernel: str) -> bool:
+    """Whether ``kernel`` (``auto``, ``numba``, ``numpy``) means the compiled kernel (``auto``: if numba exists)."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel == "numba" or (kernel == "auto" and HAVE_NUMBA)
 
 
 def add_special_tokens(cells: EncodedCells, *, cls_id: int, eos_id: int) -> EncodedCells:

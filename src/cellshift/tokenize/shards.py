@@ -81,7 +81,7 @@ def encode_shard(task: ShardTask) -> dict:
             stop = min(task.stop, start + spec.chunk_size)
             species = job.genes.species_of(reader.obs, start, stop)
             block = encode_species_block(
-                reader.read_rows(start, stop),
+                reader.read_rows(start, stop, as_stored=True),
                 job.genes,
                 species,
                 spec.settings,
