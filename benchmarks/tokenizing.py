@@ -456,6 +456,21 @@ def source_state() -> dict:
     return {**git_state(), "tokenizer_code_sha256": code.hexdigest()}
 
 
+def extrapolated_here(method: str, cells: int, points: list[tuple[int, dict]], args) -> bool:
+    """Whether ``method`` is extrapolated instead of run on a generated file of ``cells`` cells.
+
+    The plain loop: above ``--skip-plain-above`` or when it would take over ``--plain-limit-min``;
+    every method but cellshift-w1/w2/auto: above ``--extrapolate-above``.
+    """
+    if args.extrapolate_above is not None and cells > args.extrapolate_above and not method.startswith("cellshift"):
+        return True
+    if method != "plain":
+        return False
+    estimate = (max(points)[1]["seconds"] / max(points)[0] * cells) if points else 0
+    too_many = args.skip_plain_above is not None and cells > args.skip_plain_above
+    return too_many or estimate > args.plain_limit_min * 60
+
+
 def linear_fit(points: list[tuple[int, float]], x: int) -> float:
     """Value at ``x`` of the line through the two largest-x points."""
     (x0, y0), (x1, y1) = sorted(points)[-2:]
@@ -489,6 +504,7 @@ def add_speedups(summary: list[dict]) -> None:
         s["speedup_vs_extrapolated_plain"] = bool(base and base["extrapolated"])
         before = previous.get(s["case"])
         s["speedup_vs_previous"] = s["cells_per_s"] / before["cells_per_s"] if before else None
+        s["speedup_vs_extrapolated_previous"] = bool(before and before["extrapolated"])
 
 
 def case_label(case: str) -> str:
@@ -512,7 +528,8 @@ def markdown(report: dict) -> str:
         speedup = s["speedup_vs_plain"]
         speed_text = "" if speedup is None else f"{'~' if s['speedup_vs_extrapolated_plain'] else ''}{speedup:.1f}x"
         previous = s.get("speedup_vs_previous")
-        previous_text = "" if previous is None else f"{previous:.1f}x"
+        previous_mark = "~" if s.get("speedup_vs_extrapolated_previous") else ""
+        previous_text = "" if previous is None else f"{previous_mark}{previous:.1f}x"
         lines.append(
             f"| {case_label(s['case'])} | {s['cells']:,} | {s['method']}{' (extrapolated)' if mark else ''} "
             f"| {mark}{s['seconds']:.2f} | {'' if mark else format(s['cpu_seconds'], '.2f')} "
@@ -565,6 +582,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=25.0,
         help="extrapolate the plain baseline when it is estimated to take longer (minutes)",
+    )
+    parser.add_argument(
+        "--extrapolate-above",
+        type=int,
+        default=None,
+        help="for generated files with more cells, run only cellshift-w1/w2/auto; extrapolate the others",
     )
     parser.add_argument("--previous-src", default=None, help="src folder of an earlier cellshift (adds previous-w1)")
     parser.add_argument("--methods", default=",".join(METHODS), help="methods to run, comma-separated")
@@ -629,21 +652,17 @@ def main(argv: list[str] | None = None) -> None:
 
     cases = [(case, ad.read_h5ad(input_path(case), backed="r").n_obs) for case in BUNDLED]
     cases += [(f"synthetic_{n}", n) for n in sorted(sizes)]
-    plain_points: list[tuple[int, dict]] = []  # (cells, summary) of measured generated plain runs
+    measured: dict[str, list[tuple[int, dict]]] = {m: [] for m in methods}  # (cells, summary), generated data
     for case, cells in cases:
         methods_run = []
         for method in methods:
-            skip = False
-            if method == "plain" and case.startswith("synthetic_"):
-                estimate = (max(plain_points)[1]["seconds"] / max(plain_points)[0] * cells) if plain_points else 0
-                too_many = args.skip_plain_above is not None and cells > args.skip_plain_above
-                skip = too_many or estimate > args.plain_limit_min * 60
-            if skip:
-                if len(plain_points) < 2:
-                    print(f"{case} plain: skipped, too few measured sizes to extrapolate", flush=True)
+            points = measured[method]
+            if case.startswith("synthetic_") and extrapolated_here(method, cells, points, args):
+                if len(points) < 2:
+                    print(f"{case} {method}: skipped, too few measured sizes to extrapolate", flush=True)
                     continue
-                seconds = linear_fit([(c, s["seconds"]) for c, s in plain_points], cells)
-                peak = linear_fit([(c, s["peak_rss_mib"]) for c, s in plain_points], cells)
+                seconds = linear_fit([(c, s["seconds"]) for c, s in points], cells)
+                peak = linear_fit([(c, s["peak_rss_mib"]) for c, s in points], cells)
                 row = {
                     "case": case,
                     "cells": cells,
@@ -655,7 +674,7 @@ def main(argv: list[str] | None = None) -> None:
                     "extrapolated": True,
                 }
                 report["summary"].append(row)
-                print(f"{case} plain: extrapolated {row['seconds']:.0f} s, {row['peak_rss_mib']:.0f} MiB", flush=True)
+                print(f"{case} {method}: extrapolated {seconds:.0f} s, {peak:.0f} MiB", flush=True)
                 continue
             runs, wanted, run, retries = [], repeats[0] if cells <= SMALL_CASE else repeats[1], 0, 0
             while len(runs) < wanted:
@@ -687,8 +706,8 @@ def main(argv: list[str] | None = None) -> None:
             row = summarise(case, cells, method, runs)
             report["summary"].append(row)
             methods_run.append(method)
-            if method == "plain" and case.startswith("synthetic_"):
-                plain_points.append((cells, row))
+            if case.startswith("synthetic_"):
+                measured[method].append((cells, row))
         report["checks"].append(check_in_subprocess(case, methods_run))
         print(f"{case}: outputs agree ({report['checks'][-1]})", flush=True)
         for method in methods_run:

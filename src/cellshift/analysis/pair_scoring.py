@@ -11,7 +11,7 @@ import pandas as pd
 from cellshift.analysis.calibration import add_scores, size_bucket, size_scale, standardise
 from cellshift.analysis.scoring import EDISTANCE_METRICS, l2_normalize
 from cellshift.analysis.screen_input import get_embedding, validate_screen
-from cellshift.metrics import ControlNull, pairwise_group_edistance
+from cellshift.metrics import ControlNull, pairwise_group_edistance, threads_for_small_ops
 
 PAIR_MAX_NULL = 200
 PAIR_NULL_STREAM = 4  # after the streams of cellshift.analysis.scoring
@@ -88,26 +88,27 @@ def score_perturbation_pairs(
     first, second = np.triu_indices(len(set(chosen)), k=1)
     draws = min(n_null, PAIR_MAX_NULL)
     table = pd.DataFrame()
-    for metric in metrics:
-        matrix = pairwise_group_edistance(Z[in_pairs], screen.labels[in_pairs], metric=metric)
-        names = matrix.index.to_numpy()
-        if table.empty:
-            table = pd.DataFrame({"perturbation_1": names[first], "perturbation_2": names[second]})
-            table["n_cells_1"] = [sizes[name] for name in table["perturbation_1"]]
-            table["n_cells_2"] = [sizes[name] for name in table["perturbation_2"]]
-            harmonic = 2 * table["n_cells_1"] * table["n_cells_2"] / (table["n_cells_1"] + table["n_cells_2"])
-            null_sizes = [min(size_bucket(int(round(n))), largest) for n in harmonic]
-            screen.require_controls(2 * max(null_sizes), "the pair null (two disjoint control groups)")
-        control_null = ControlNull(Z[screen.control_mask], metric=metric)
-        nulls = {
-            size: control_null.sample(
-                size, draws, np.random.default_rng([seed, PAIR_NULL_STREAM, size]), against="subset"
-            )
-            for size in sorted(set(null_sizes))
-        }
-        values = matrix.to_numpy()[first, second]
-        pair_sizes = zip(table["n_cells_1"], table["n_cells_2"], null_sizes, strict=True)
-        scaled = [nulls[size] * size_scale(a, b, size, size) for a, b, size in pair_sizes]
-        on_z_scale = [standardise(value, null) for value, null in zip(values, scaled, strict=True)]
-        add_scores(table, metric, values, [z for z, _ in on_z_scale], [null for _, null in on_z_scale])
+    with threads_for_small_ops():  # many small torch ops: no more threads than free CPUs
+        for metric in metrics:
+            matrix = pairwise_group_edistance(Z[in_pairs], screen.labels[in_pairs], metric=metric)
+            names = matrix.index.to_numpy()
+            if table.empty:
+                table = pd.DataFrame({"perturbation_1": names[first], "perturbation_2": names[second]})
+                table["n_cells_1"] = [sizes[name] for name in table["perturbation_1"]]
+                table["n_cells_2"] = [sizes[name] for name in table["perturbation_2"]]
+                harmonic = 2 * table["n_cells_1"] * table["n_cells_2"] / (table["n_cells_1"] + table["n_cells_2"])
+                null_sizes = [min(size_bucket(int(round(n))), largest) for n in harmonic]
+                screen.require_controls(2 * max(null_sizes), "the pair null (two disjoint control groups)")
+            control_null = ControlNull(Z[screen.control_mask], metric=metric)
+            nulls = {
+                size: control_null.sample(
+                    size, draws, np.random.default_rng([seed, PAIR_NULL_STREAM, size]), against="subset"
+                )
+                for size in sorted(set(null_sizes))
+            }
+            values = matrix.to_numpy()[first, second]
+            pair_sizes = zip(table["n_cells_1"], table["n_cells_2"], null_sizes, strict=True)
+            scaled = [nulls[size] * size_scale(a, b, size, size) for a, b, size in pair_sizes]
+            on_z_scale = [standardise(value, null) for value, null in zip(values, scaled, strict=True)]
+            add_scores(table, metric, values, [z for z, _ in on_z_scale], [null for _, null in on_z_scale])
     return table

@@ -50,6 +50,7 @@ from cellshift.metrics import (
     ReferencePieces,
     get_metric,
     pairwise_group_edistance,
+    threads_for_small_ops,
     wasserstein,
 )
 
@@ -153,6 +154,16 @@ def score_perturbations(
     batches = _batches(adata, batch_key, metrics, reference)
     Z = l2_normalize(get_embedding(adata, embedding))
     table = pd.DataFrame({"perturbation": list(screen.groups), "n_cells": list(screen.sizes)})
+    with threads_for_small_ops():  # many small torch ops: no more threads than free CPUs
+        null_frames = _score_metrics(table, Z, screen, metrics, batches, n_null, null_size, reference, seed)
+    table = screen.with_unscored(table)
+    if return_nulls:
+        return table, pd.concat(null_frames, ignore_index=True)
+    return table
+
+
+def _score_metrics(table, Z, screen, metrics, batches, n_null, null_size, reference, seed) -> list[pd.DataFrame]:
+    """Add each metric's columns to ``table``; return the null draws of each metric and size."""
     null_frames = []
     for metric in metrics:
         if metric in EDISTANCE_METRICS:
@@ -175,10 +186,7 @@ def score_perturbations(
             pd.DataFrame({"metric": metric, "null_size": size, "value": null, "z": on_z_scale[size]})
             for size, null in nulls.items()
         ]
-    table = screen.with_unscored(table)
-    if return_nulls:
-        return table, pd.concat(null_frames, ignore_index=True)
-    return table
+    return null_frames
 
 
 def _batches(adata: ad.AnnData, batch_key: str | None, metrics: Sequence[str], reference: str) -> np.ndarray | None:

@@ -10,6 +10,7 @@ Distances are computed in float64 with torch, in row blocks, on the device of th
 - Null of random control groups: :func:`control_null_edistance`, :class:`ControlNull`.
 - Exact permutation sd of the E-statistic (no draws): :class:`ReferencePieces`,
   :func:`group_permutation_sds`, :func:`edistance_permutation_sd`.
+- Threads: :func:`threads_for_small_ops` (no more torch CPU threads than other programs leave free).
 - Building blocks: :func:`pairwise_distance_sums`, :func:`pairwise_distances`,
   :func:`edistance_from_sums`, :func:`wasserstein_from_cost`.
 """
@@ -25,6 +26,7 @@ from ._null import ControlNull, control_null_edistance, draw_control_subsets
 from ._pairwise import pairwise_distance_sums, pairwise_distances
 from ._permutation import ReferencePieces, edistance_permutation_sd, group_permutation_sds
 from ._registry import METRICS, CosineEDistance, EDistance, Wasserstein, get_metric
+from ._threads import threads_for_small_ops
 from ._wasserstein import wasserstein, wasserstein_from_cost
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "pairwise_distance_sums",
     "pairwise_distances",
     "pairwise_group_edistance",
+    "threads_for_small_ops",
     "wasserstein",
     "wasserstein_from_cost",
 ]

@@ -9,12 +9,13 @@ The entries are ordered by descending score, equal scores by ascending token ID,
 the numpy path (:func:`cellshift.tokenize.rank.rank_value_encode`). The sort is a bucket sort
 (:func:`_order_cell`): a positive float64's bit pattern, read as an integer, grows with the
 number, so its top bits (exponent and leading mantissa bits, as many as give ~4 buckets per
-entry) name a bucket. A counting pass copies each entry's (score, token, position) into its
-bucket, highest scores first; the array is then sorted except within buckets, which hold one or
-two entries, and one insertion-sort pass over the whole array finishes it (a few moves per cell).
+entry) name a bucket. A counting pass copies each entry's score and ``token << 32 | position``
+into its bucket, highest scores first; the array is then sorted except within buckets, which
+hold one or two entries, and one insertion-sort pass over the whole array finishes it.
 A bucket of more than 32 entries (many equal scores, e.g. equal medians) is sorted on its own
 by two stable merge sorts instead, so no cell costs quadratic time. This costs a few passes over
-the row instead of a comparison sort's log2(n) passes: ~12 ns per expressed gene on one core.
+the row instead of a comparison sort's log2(n) passes: ~16 ns per expressed gene on one core, all of
+the cell's work (check, gather, rank, write) included.
 
 The first ``max_genes`` token IDs are written, with their normalised values when values are asked
 for; ``log1p`` of those is taken by numpy afterwards, over all cells at once (numpy's vectorised
@@ -37,34 +38,37 @@ HAVE_NUMBA = numba is not None
 MAX_BUCKETS = 16_384
 BUCKETS_PER_ENTRY = 4
 SMALL_BUCKET = 32  # larger buckets are merge-sorted on their own
+POSITION_MASK = (1 << 32) - 1  # the low half of a packed token << 32 | position
 
 
-def _insertion_sort(score: np.ndarray, tokens: np.ndarray, entry: np.ndarray, start: int, stop: int) -> None:
-    """Sort ``start:stop`` of the three parallel arrays by descending score, then ascending token."""
+def _insertion_sort(score: np.ndarray, packed: np.ndarray, start: int, stop: int) -> None:
+    """Sort ``start:stop`` of the parallel arrays by descending score, then ascending ``packed``.
+
+    ``packed`` holds ``token << 32 | position``: tokens differ within a cell, so its order is the
+    token order.
+    """
     for k in range(start + 1, stop):
-        moving_score, moving_token, moving_entry = score[k], tokens[k], entry[k]
+        moving_score, moving_packed = score[k], packed[k]
         j = k - 1
-        while j >= start and (moving_score > score[j] or (moving_score == score[j] and moving_token < tokens[j])):
-            score[j + 1], tokens[j + 1], entry[j + 1] = score[j], tokens[j], entry[j]
+        while j >= start and (moving_score > score[j] or (moving_score == score[j] and moving_packed < packed[j])):
+            score[j + 1], packed[j + 1] = score[j], packed[j]
             j -= 1
-        score[j + 1], tokens[j + 1], entry[j + 1] = moving_score, moving_token, moving_entry
+        score[j + 1], packed[j + 1] = moving_score, moving_packed
 
 
-def _sort_large_bucket(score: np.ndarray, tokens: np.ndarray, entry: np.ndarray, start: int, stop: int) -> None:
-    """The order of :func:`_insertion_sort` for a large range: stable sort by token, then by descending score."""
-    by_token = np.argsort(tokens[start:stop], kind="mergesort")
-    window_score = score[start:stop][by_token]
-    by_score = by_token[np.argsort(-window_score, kind="mergesort")]
+def _sort_large_bucket(score: np.ndarray, packed: np.ndarray, start: int, stop: int) -> None:
+    """The order of :func:`_insertion_sort` for a large range: sort by ``packed``, then stably by descending score."""
+    by_packed = np.argsort(packed[start:stop], kind="mergesort")
+    by_score = by_packed[np.argsort(-score[start:stop][by_packed], kind="mergesort")]
     score[start:stop] = score[start:stop][by_score]
-    tokens[start:stop] = tokens[start:stop][by_score]
-    entry[start:stop] = entry[start:stop][by_score]
+    packed[start:stop] = packed[start:stop][by_score]
 
 
-def _order_cell(score, tokens, sorted_score, sorted_tokens, sorted_entry, bucket_end) -> None:
+def _order_cell(score, tokens, sorted_score, sorted_packed, bucket_end) -> None:
     """Fill ``sorted_*`` (length n) with the n entries by descending score, ties by ascending token.
 
-    ``sorted_entry[k]`` is the position in ``score`` of the k-th entry; ``bucket_end`` is scratch
-    space of ``MAX_BUCKETS + 1`` integers.
+    ``sorted_packed[k]`` is ``token << 32 | position`` of the k-th entry (``position``: its index
+    in ``score``); ``bucket_end`` is scratch space of ``MAX_BUCKETS + 1`` integers.
     """
     n = len(score)
     bits = score.view(np.int64)
@@ -87,17 +91,17 @@ def _order_cell(score, tokens, sorted_score, sorted_tokens, sorted_entry, bucket
     for k in range(n):
         b = top - (bits[k] >> shift)
         slot = bucket_end[b]
-        sorted_score[slot], sorted_tokens[slot], sorted_entry[slot] = score[k], tokens[k], k
+        sorted_score[slot], sorted_packed[slot] = score[k], (tokens[k] << 32) | k
         bucket_end[b] = slot + 1
     if largest <= SMALL_BUCKET:
-        _insertion_sort(sorted_score, sorted_tokens, sorted_entry, 0, n)
+        _insertion_sort(sorted_score, sorted_packed, 0, n)
         return
     start = 0
     for b in range(n_buckets):
         if bucket_end[b] - start > SMALL_BUCKET:
-            _sort_large_bucket(sorted_score, sorted_tokens, sorted_entry, start, bucket_end[b])
+            _sort_large_bucket(sorted_score, sorted_packed, start, bucket_end[b])
         elif bucket_end[b] - start > 1:
-            _insertion_sort(sorted_score, sorted_tokens, sorted_entry, start, bucket_end[b])
+            _insertion_sort(sorted_score, sorted_packed, start, bucket_end[b])
         start = bucket_end[b]
 
 
@@ -158,8 +162,8 @@ def _encode_rows(
     slot_of_column = np.full(n_columns if shared_columns else 0, -1, dtype=np.int64)
     cell_columns, tokens = np.empty(widest, dtype=np.int64), np.empty(widest, dtype=np.int64)
     cell_counts, normalised, score = np.empty(widest), np.empty(widest), np.empty(widest)
-    sorted_score, sorted_tokens = np.empty(widest), np.empty(widest, dtype=np.int64)
-    sorted_entry, bucket_end = np.empty(widest, dtype=np.int64), np.empty(MAX_BUCKETS + 1, dtype=np.int64)
+    sorted_score, sorted_packed = np.empty(widest), np.empty(widest, dtype=np.int64)
+    bucket_end = np.empty(MAX_BUCKETS + 1, dtype=np.int64)
     out = 0
     for c in range(n_cells):
         expressed, total, m, bad = _gather_cell(
@@ -175,13 +179,13 @@ def _encode_rows(
                 normalised[k] = cell_counts[k] / total * target_sum
                 score[k] = normalised[k] / medians[cell_columns[k]]
                 tokens[k] = token_ids[cell_columns[k]]
-            _order_cell(score[:m], tokens[:m], sorted_score[:m], sorted_tokens[:m], sorted_entry[:m], bucket_end)
+            _order_cell(score[:m], tokens[:m], sorted_score[:m], sorted_packed[:m], bucket_end)
             first = out + (n_special > 0)
             kept = min(m, max_genes)
-            input_ids[first : first + kept] = sorted_tokens[:kept]
-            if with_values:
-                for k in range(kept):
-                    kept_normalised[first + k] = normalised[sorted_entry[k]]
+            for k in range(kept):
+                input_ids[first + k] = sorted_packed[k] >> 32
+                if with_values:
+                    kept_normalised[first + k] = normalised[sorted_packed[k] & POSITION_MASK]
             if n_special:
                 input_ids[out], input_ids[first + kept] = cls_id, eos_id
             out = first + kept + (n_special > 0)

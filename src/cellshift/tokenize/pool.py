@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from cellshift._cpus import available_cpus
+
 BACKENDS = ("local", "ray")
 CELLS_PER_AUTO_WORKER = 50_000  # `workers="auto"` starts one worker per this many cells, at most one per CPU
 DEAD_WORKER_MESSAGE = (
@@ -36,13 +38,6 @@ DEAD_WORKER_MESSAGE = (
     "again, and an unguarded call starts workers from inside a worker); otherwise a worker may have "
     "run out of memory: use fewer workers or a smaller chunk_size"
 )
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def resolve_workers(workers: int | str, n_cells: int) -> int:
