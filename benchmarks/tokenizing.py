@@ -49,7 +49,10 @@ Run
 ---
 ``.venv/bin/python benchmarks/tokenizing.py`` (all cases; ~15 min on 2 cores, ~5 GB of scratch files),
 ``--quick`` for a smoke test on small generated files, ``--cells 10000,100000,200000`` to choose
-the generated sizes, ``--previous-src DIR`` to add the earlier cellshift. The numba kernel is
+the generated sizes, ``--previous-src DIR`` to add the earlier cellshift, ``--extrapolate-above
+N`` to run only cellshift's streaming methods on larger generated files (the README's run:
+``--cells 10000,50000,200000,1000000 --skip-plain-above 50000 --extrapolate-above 200000``,
+~40 min with ~20 GB of scratch files, the 1M-cell file 15 GB). The numba kernel is
 compiled once before the measurements (its on-disk cache is then loaded by every run). Results:
 ``benchmarks/results/tokenize.json`` and ``tokenize.md`` (``--quick`` writes to
 ``benchmarks/_work/`` instead, leaving the real results alone).
