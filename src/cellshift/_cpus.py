@@ -3,12 +3,16 @@
 torch runs a CPU op on its OpenMP threads, which meet at a barrier when the op ends. When another
 program keeps a CPU busy, the thread sharing that CPU reaches every barrier late and the others
 wait for it, spinning. The distance engine issues thousands of ops per screen (blocks of
-distances, null draws), so on 2 CPUs with one busy neighbour a screen took 2-4x longer on 2
-threads than on 1, while on an idle machine 2 threads were ~1.9x faster than 1
-(``benchmarks/contention.py``). So before such a run the engine counts the CPUs busy with other
-programs and lowers torch's thread count to the rest for the run
-(:func:`cellshift.metrics.threads_for_small_ops`). Counting reads Linux's ``/proc``; elsewhere
-the one-minute load average stands in.
+distances, null draws), so on 2 CPUs with one busy neighbour a screen took 2.8x longer on 2
+threads than on a quiet machine, longer than on 1 thread (``benchmarks/contention.py``). So
+before such a run the engine measures how busy the CPUs it may use are and lowers torch's thread
+count to the rest for the run (:func:`cellshift.metrics.threads_for_small_ops`).
+
+The measure: over a short window (:data:`WINDOW_SECONDS`), the busy time of the CPUs in this
+process's affinity set (Linux's ``/proc/stat``, one line per CPU) less this process's own CPU
+time (``/proc/self/stat``), in CPUs' worth. Counting only the CPUs this process may run on keeps
+it right on a shared node where a job gets a set of CPUs (another job busy on other CPUs does
+not count). Without ``/proc`` (not Linux) the one-minute load average stands in.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import os
 import time
 from pathlib import Path
 
-SAMPLES = 3  # the busy count is the least of this many looks...
-SAMPLE_GAP_SECONDS = 0.005  # ...this far apart (a runnable task briefly waiting is not busy)
+WINDOW_SECONDS = 0.05  # long enough for ~5 clock ticks per CPU at Linux's usual 100 Hz
+IDLE_FIELDS = (3, 4)  # idle and iowait among a /proc/stat CPU line's times
 
 
 def available_cpus() -> int:
@@ -28,21 +32,26 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def busy_cpus_elsewhere(proc: Path = Path("/proc")) -> int:
-    """CPUs kept busy by other programs now: runnable tasks of the machine less this process's own.
-
-    The least of :data:`SAMPLES` looks. Without ``/proc`` (not Linux): the one-minute load average,
-    less one for this process.
-    """
+def busy_cpus_elsewhere(proc: Path = Path("/proc"), window: float = WINDOW_SECONDS) -> int:
+    """CPUs (of this process's affinity set) kept busy by other programs over the next ``window`` seconds."""
     stat = proc / "stat"
     if not stat.exists():
         return max(0, round(os.getloadavg()[0]) - 1) if hasattr(os, "getloadavg") else 0
-    looks = []
-    for look in range(SAMPLES):
-        if look:
-            time.sleep(SAMPLE_GAP_SECONDS)
-        looks.append(max(0, _running_tasks(stat) - _own_running_threads(proc / "self" / "task")))
-    return min(looks)
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    busy_before, total_before = cpu_times(stat.read_text(), cpus)
+    own_before = own_cpu_ticks((proc / "self" / "stat").read_text())
+    time.sleep(window)
+    busy_after, total_after = cpu_times(stat.read_text(), cpus)
+    own_after = own_cpu_ticks((proc / "self" / "stat").read_text())
+    return busy_elsewhere(busy_after - busy_before, total_after - total_before, own_after - own_before, cpus)
+
+
+def busy_elsewhere(busy_ticks: int, total_ticks: int, own_ticks: int, cpus: set[int] | None) -> int:
+    """CPUs' worth of busy time not spent by this process: ``n (busy - own) / total``, rounded."""
+    n_cpus = len(cpus) if cpus is not None else available_cpus()
+    if total_ticks <= 0:
+        return 0
+    return max(0, round(n_cpus * (busy_ticks - own_ticks) / total_ticks))
 
 
 def free_cpus() -> int:
@@ -50,19 +59,20 @@ def free_cpus() -> int:
     return max(1, available_cpus() - busy_cpus_elsewhere())
 
 
-def _running_tasks(stat: Path) -> int:
-    for line in stat.read_text().splitlines():
-        if line.startswith("procs_running "):
-            return int(line.split()[1])
-    return 0
-
-
-def _own_running_threads(tasks: Path) -> int:
-    running = 0
-    for task in tasks.iterdir():
-        try:
-            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):  # the thread ended while we looked
+def cpu_times(stat_text: str, cpus: set[int] | None) -> tuple[int, int]:
+    """Busy and total clock ticks summed over the CPUs ``cpus`` (all CPUs when ``None``) of ``/proc/stat``."""
+    busy = total = 0
+    for line in stat_text.splitlines():
+        name, *fields = line.split()
+        if not name.startswith("cpu") or name == "cpu" or (cpus is not None and int(name[3:]) not in cpus):
             continue
-        running += state == "R"
-    return running
+        ticks = [int(value) for value in fields[:8]]  # user nice system idle iowait irq softirq steal
+        total += sum(ticks)
+        busy += sum(ticks) - sum(ticks[i] for i in IDLE_FIELDS)
+    return busy, total
+
+
+def own_cpu_ticks(self_stat_text: str) -> int:
+    """User + system clock ticks of this process (all its threads) from ``/proc/self/stat``."""
+    fields = self_stat_text.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of the whole line

@@ -16,20 +16,31 @@ from cellshift.metrics import _threads, threads_for_small_ops
 linux = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="counts runnable tasks in Linux's /proc")
 
 
-def fake_proc(tmp_path, running: int, own_states: list[str]):
-    (tmp_path / "self" / "task").mkdir(parents=True)
-    (tmp_path / "stat").write_text(f"cpu  1 2 3 4\nprocs_running {running}\nprocs_blocked 0\n")
-    for number, state in enumerate(own_states):
-        task = tmp_path / "self" / "task" / str(100 + number)
-        task.mkdir()
-        (task / "stat").write_text(f"{100 + number} (python (worker) x) {state} 1 2 3\n")
-    return tmp_path
+STAT = """cpu  50 0 50 100 0 0 0 0 0 0
+cpu0 10 0 10 80 0 0 0 0 0 0
+cpu1 40 0 40 20 0 0 0 0 0 0
+cpu2 0 0 0 100 0 0 0 0 0 0
+intr 1 2 3
+"""
 
 
-def test_busy_cpus_are_the_runnable_tasks_of_other_programs(tmp_path):
-    proc = fake_proc(tmp_path, running=4, own_states=["R", "S", "R"])  # 2 of ours run, so 2 others
-    assert _cpus.busy_cpus_elsewhere(proc) == 2
-    assert _cpus.busy_cpus_elsewhere(fake_proc(tmp_path / "quiet", running=1, own_states=["R"])) == 0
+def test_cpu_times_count_only_the_cpus_of_the_affinity_set():
+    assert _cpus.cpu_times(STAT, {0, 1}) == (100, 200)
+    assert _cpus.cpu_times(STAT, {2}) == (0, 100)
+    assert _cpus.cpu_times(STAT, None) == (100, 300)
+
+
+def test_busy_elsewhere_is_busy_time_less_our_own_in_cpus_worth():
+    # 2 CPUs over a window of 10 ticks each: 15 busy ticks, 5 of them ours -> one CPU busy elsewhere
+    assert _cpus.busy_elsewhere(15, 20, 5, {0, 1}) == 1
+    assert _cpus.busy_elsewhere(6, 20, 5, {0, 1}) == 0
+    assert _cpus.busy_elsewhere(5, 20, 9, {0, 1}) == 0  # our ticks are counted per thread: never below 0
+    assert _cpus.busy_elsewhere(0, 0, 0, {0, 1}) == 0
+
+
+def test_own_ticks_read_user_and_system_time_past_a_name_with_brackets():
+    line = "123 (python (worker) x) R 1 2 3 4 5 6 7 8 9 10 70 30 0 0 20 0 4\n"
+    assert _cpus.own_cpu_ticks(line) == 100
 
 
 @linux
