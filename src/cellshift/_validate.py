@@ -14,6 +14,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,16 @@ def check_options(values: Mapping[str, object], rules: Mapping[str, Bounds]) -> 
         value = values[name]
         if value is not None:
             bounds.check(value, name)
+
+
+class CheckedSettings:
+    """Base of the settings dataclasses: their ``BOUNDS`` (option -> :class:`Bounds`) are checked on creation.
+
+    A subclass declares ``BOUNDS: ClassVar[dict[str, Bounds]] = {...}``; options it does not name
+    are not checked. The CLI reads the same ``BOUNDS`` for its argparse types.
+    """
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {}
+
+    def __post_init__(self) -> None:
+        check_options(vars(self), self.BOUNDS)

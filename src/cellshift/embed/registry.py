@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import anndata as ad
 
-from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, Bounds, check_options
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, Bounds, CheckedSettings
 from cellshift.embed.baselines import embed_hvg, embed_pca
 from cellshift.embed.model_cells import embed_model
 from cellshift.embed.scvi import embed_scvi
@@ -36,7 +36,7 @@ BASELINES = ("pca", "hvg", "scvi-linear", "scvi-5l")
 
 
 @dataclass(frozen=True)
-class EmbedOptions:
+class EmbedOptions(CheckedSettings):
     """Options of the cell embeddings; each embedding reads the ones it needs.
 
     Attributes
@@ -61,9 +61,6 @@ class EmbedOptions:
     progress: bool = True
 
     BOUNDS: ClassVar[dict[str, Bounds]] = {"seed": NON_NEGATIVE_INT, "max_epochs": POSITIVE_INT}
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from cellshift._validate import (
     POSITIVE,
     POSITIVE_INT,
     Bounds,
-    check_options,
+    CheckedSettings,
 )
 from cellshift.analysis.split import PerturbationSplit
 
 
 @dataclass
-class ScreenSettings:
+class ScreenSettings(CheckedSettings):
     """Options of a screen run (the CLI flags of ``cellshift screen``).
 
     Attributes
@@ -102,9 +102,6 @@ class ScreenSettings:
         "seed": NON_NEGATIVE_INT,
         "fdr": OPEN_FRACTION,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import ClassVar
 import pandas as pd
 
 from cellshift._io import check_writable
-from cellshift._validate import NON_NEGATIVE_INT, OPEN_FRACTION, POSITIVE_INT, Bounds, at_least, check_options
+from cellshift._validate import NON_NEGATIVE_INT, OPEN_FRACTION, POSITIVE_INT, Bounds, CheckedSettings, at_least
 from cellshift.priors._genes import file_sha256, human_ensembl_lookup
 from cellshift.priors.cells import corpus_files
 from cellshift.priors.coexpression import coexpression_pairs
@@ -45,7 +45,7 @@ from cellshift.tokenize.corpus import METADATA_FILE
 
 
 @dataclass
-class PriorSettings:
+class PriorSettings(CheckedSettings):
     """Settings of a priors build.
 
     Attributes
@@ -92,9 +92,6 @@ class PriorSettings:
         "max_genes": at_least(2, "co-expression needs at least 2 genes"),
         "chunk_size": POSITIVE_INT,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass(frozen=True)

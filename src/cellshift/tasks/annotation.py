@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cellshift._validate import FOLDS, NON_NEGATIVE_INT, OPEN_FRACTION, Bounds, check_options
+from cellshift._validate import FOLDS, NON_NEGATIVE_INT, OPEN_FRACTION, Bounds, CheckedSettings
 from cellshift.data import check_raw_counts
 from cellshift.tasks.annotation_metrics import confusion_counts, per_class_scores, score_predictions
 from cellshift.tasks.cell_classifier import CellClassifier
@@ -72,7 +72,7 @@ class AnnotationResult:
 
 
 @dataclass(frozen=True)
-class AnnotationSettings:
+class AnnotationSettings(CheckedSettings):
     """Options of :func:`annotate` (and of ``cellshift annotate``); see its parameters."""
 
     label_key: str
@@ -89,9 +89,6 @@ class AnnotationSettings:
         "n_folds": FOLDS,
         "seed": NON_NEGATIVE_INT,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 def annotate(

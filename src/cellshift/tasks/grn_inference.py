@@ -31,7 +31,7 @@ import torch
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, Bounds, check_options
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, Bounds, CheckedSettings
 from cellshift.datasets import gene_set
 from cellshift.embed._inference import load_encoder
 from cellshift.embed.gene_embeddings import family_gene_embedding, grn_gene_embedding, random_gene_embedding
@@ -49,7 +49,7 @@ CELL_STREAM = 3
 
 
 @dataclass(frozen=True)
-class GrnSettings:
+class GrnSettings(CheckedSettings):
     """Options of :func:`infer_grn` (and of ``cellshift grn``); see its parameters."""
 
     methods: tuple[str, ...] = ("model", "correlation", "random", "grn", "family")
@@ -73,9 +73,6 @@ class GrnSettings:
         "top_edges": POSITIVE_INT,
         "seed": NON_NEGATIVE_INT,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

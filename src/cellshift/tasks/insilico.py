@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, Bounds, check_options
+from cellshift._validate import NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, Bounds, CheckedSettings
 from cellshift.embed._inference import load_encoder
 from cellshift.models import CellshiftModel
 from cellshift.tasks.cell_tokens import CellSource, load_cells, parse_state, resolve_genes, select_cells, token_symbols
@@ -38,7 +38,7 @@ CELL_STREAM = 2
 
 
 @dataclass(frozen=True)
-class InsilicoSettings:
+class InsilicoSettings(CheckedSettings):
     """Options of :func:`insilico_perturb` (and of ``cellshift insilico``); see its parameters."""
 
     operation: str = "delete"
@@ -66,9 +66,6 @@ class InsilicoSettings:
         "chunk_size": POSITIVE_INT,
         "seed": NON_NEGATIVE_INT,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

@@ -33,7 +33,15 @@ from accelerate import Accelerator
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
-from cellshift._validate import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Bounds, check_options
+from cellshift._validate import (
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Bounds,
+    CheckedSettings,
+)
 from cellshift.models.classification import CellshiftClassifier, logits_in_batches
 from cellshift.models.modeling import IGNORE_INDEX
 from cellshift.training.classification_data import LabelledCells, ShuffledBatches
@@ -54,7 +62,7 @@ LOG_COLUMNS = ["step", "epoch", "loss", "validation_loss", "validation_macro_f1"
 
 
 @dataclass
-class ClassifierSettings:
+class ClassifierSettings(CheckedSettings):
     """Settings of a classification fine-tuning run.
 
     Attributes
@@ -122,9 +130,6 @@ class ClassifierSettings:
         "log_every": POSITIVE_INT,
         "seed": NON_NEGATIVE_INT,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

@@ -39,7 +39,15 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from cellshift._validate import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Bounds, check_options
+from cellshift._validate import (
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Bounds,
+    CheckedSettings,
+)
 from cellshift.models import CellshiftModel
 from cellshift.models.inputs import ModelCells, encode_cells
 from cellshift.models.loading import load_encoder
@@ -87,7 +95,7 @@ LOG_COLUMNS = [
 
 
 @dataclass
-class FinetuneSettings:
+class FinetuneSettings(CheckedSettings):
     """Settings of a contrastive fine-tuning run (Zhao et al. 2025 in brackets).
 
     Attributes
@@ -156,9 +164,6 @@ class FinetuneSettings:
         "validation_pairs": POSITIVE_INT,
         "seed": NON_NEGATIVE_INT,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from cellshift._validate import (
     POSITIVE,
     POSITIVE_INT,
     Bounds,
-    check_options,
+    CheckedSettings,
 )
 from cellshift.models import CellshiftForMaskedGeneModeling, MaskedGeneOutput, config_from_preset
 from cellshift.models.inputs import CellCollator
@@ -67,7 +67,7 @@ SPECIES = ["human", "mouse"]
 
 
 @dataclass
-class PretrainSettings:
+class PretrainSettings(CheckedSettings):
     """Settings of a pre-training run (defaults sized for a CPU demo; Zhao et al. 2025 in brackets).
 
     Attributes
@@ -152,9 +152,6 @@ class PretrainSettings:
         "log_every": POSITIVE_INT,
         "seed": NON_NEGATIVE_INT,
     }
-
-    def __post_init__(self) -> None:
-        check_options(vars(self), self.BOUNDS)
 
 
 @dataclass
