@@ -108,9 +108,9 @@ def encode_block(
 
 
 def _encode_block_compiled(counts, plan, settings, special_ids, totals, where, layers) -> EncodedBlock:
-    counts = counts if sparse.issparse(counts) else sparse.csr_matrix(counts)
+    counts = counts.tocsr() if sparse.issparse(counts) else sparse.csr_matrix(counts)
     input_ids, values, offsets, status, bad = encode_rows_compiled(
-        counts.tocsr(),
+        counts,
         plan.column_of_input,
         plan.medians,
         plan.token_ids,

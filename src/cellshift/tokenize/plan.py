@@ -57,7 +57,7 @@ class GenePlan:
         keep = column >= 0
         kept_before = np.concatenate([[0], np.cumsum(keep)])
         result = sparse.csr_matrix((counts.data[keep], column[keep], kept_before[counts.indptr]), shape=shape)
-        if in_columns.sum() > len(self.column_genes):  # several input genes share a column
+        if self.shares_columns:
             result.sum_duplicates()
         return result
 
