@@ -19,10 +19,14 @@ from scipy import sparse
 from cellshift.data.checks import check_raw_counts
 
 
-def float_counts(counts: sparse.spmatrix) -> sparse.csr_matrix:
-    """``counts`` as CSR float64 without explicit zeros (a copy unless it is already so)."""
+def float_counts(counts: sparse.spmatrix, *, in_place: bool = False) -> sparse.csr_matrix:
+    """``counts`` as CSR float64 without explicit zeros.
+
+    The caller's matrix is left alone (copied when it is CSR float64 already) unless
+    ``in_place``, for a block the caller owns.
+    """
     block = counts.tocsr().astype(np.float64, copy=False)
-    if block is counts:
+    if block is counts and not in_place:
         block = block.copy()
     block.eliminate_zeros()
     return block
@@ -106,7 +110,7 @@ class CountReader:
         """
         block = self._matrix[start:stop]
         block = sparse.csr_matrix(block) if not sparse.issparse(block) else block.tocsr()
-        return block if as_stored else float_counts(block)
+        return block if as_stored else float_counts(block, in_place=True)  # the slice is this call's own
 
     def check_first_rows(self, n_rows: int) -> None:
         """Refuse an input whose first ``n_rows`` cells are not raw counts, before any long work.
