@@ -38,12 +38,14 @@ def busy_cpus_elsewhere(proc: Path = Path("/proc"), window: float = WINDOW_SECON
     if not stat.exists():
         return max(0, round(os.getloadavg()[0]) - 1) if hasattr(os, "getloadavg") else 0
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    busy_before, total_before = cpu_times(stat.read_text(), cpus)
-    own_before = own_cpu_ticks((proc / "self" / "stat").read_text())
+
+    def ticks() -> tuple[int, int, int]:  # busy and total ticks of our CPUs, our own ticks
+        return *cpu_times(stat.read_text(), cpus), own_cpu_ticks((proc / "self" / "stat").read_text())
+
+    before = ticks()
     time.sleep(window)
-    busy_after, total_after = cpu_times(stat.read_text(), cpus)
-    own_after = own_cpu_ticks((proc / "self" / "stat").read_text())
-    return busy_elsewhere(busy_after - busy_before, total_after - total_before, own_after - own_before, cpus)
+    busy, total, own = (after - first for after, first in zip(ticks(), before, strict=True))
+    return busy_elsewhere(busy, total, own, cpus)
 
 
 def busy_elsewhere(busy_ticks: int, total_ticks: int, own_ticks: int, cpus: set[int] | None) -> int:

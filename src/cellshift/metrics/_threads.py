@@ -19,7 +19,7 @@ def threads_for_small_ops() -> Iterator[int]:
     2-4x faster than on 2 (see :mod:`cellshift._cpus`).
     """
     before = torch.get_num_threads()
-    threads = min(before, free_cpus())
+    threads = min(before, free_cpus()) if before > 1 else 1  # one thread: nothing to measure
     torch.set_num_threads(threads)
     try:
         yield threads
